@@ -1,0 +1,2 @@
+"""Trainers. Importing this package registers every trainer."""
+from . import croft, zsclip  # noqa: F401

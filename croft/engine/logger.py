@@ -1,0 +1,41 @@
+"""Logging to the console and ``OUTPUT_DIR/log.txt``.
+
+Set up before importing open_clip: its first warning would otherwise configure the root logger.
+"""
+import logging
+import os
+import sys
+import time
+
+LOGGER_NAME = "croft"
+
+
+def log_file_path(output_dir):
+    """``log.txt``, or ``log.txt-<timestamp>`` when a log already exists (spec §0.2)."""
+    path = os.path.join(output_dir, "log.txt")
+    if os.path.exists(path):
+        path += time.strftime("-%Y-%m-%d-%H-%M-%S")
+    return path
+
+
+def setup_logger(output_dir=None, level=logging.INFO):
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter("%(message)s")
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(fmt)
+    logger.addHandler(console)
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        file_handler = logging.FileHandler(log_file_path(output_dir))
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        logger.addHandler(file_handler)
+    return logger
+
+
+def get_logger():
+    return logging.getLogger(LOGGER_NAME)

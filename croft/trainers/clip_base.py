@@ -1,0 +1,39 @@
+"""Shared set-up of trainers built on a frozen CLIP: backbone loading and text features."""
+import torch
+
+from ..clip.backbone import feature_dim, load_clip, logit_scale
+from ..clip.text import text_features
+from ..engine.trainer import TrainerBase
+
+
+class FrozenCLIPTrainer(TrainerBase):
+    """Loads the frozen CLIP of ``MODEL.BACKBONE`` and the class-name text features once."""
+
+    def load_backbone(self):
+        cfg = self.cfg
+        self.clip_model, self.tokenizer = load_clip(
+            cfg.MODEL.BACKBONE.NAME, pretrained=cfg.MODEL.BACKBONE.PRETRAINED, device=self.device,
+            cache_dir=cfg.MODEL.BACKBONE.CACHE_DIR)
+        self.feat_dim = feature_dim(self.clip_model)
+        self.logit_scale = logit_scale(self.clip_model)
+        self.logger.info(f"Loaded CLIP {cfg.MODEL.BACKBONE.NAME} ({cfg.MODEL.BACKBONE.PRETRAINED}), "
+                         f"D = {self.feat_dim}, logit scale = {self.logit_scale:.2f}")
+
+    def class_text_features(self):
+        """Raw single-template features, or the unit-norm 7-template ensemble (spec §1.2)."""
+        return text_features(self.clip_model, self.tokenizer, self.classnames,
+                             template=self.cfg.DATASET.PROMPT_TEMPLATE,
+                             ensemble=self.cfg.DATASET.PROMPT_ENSEMBLE, device=self.device).float()
+
+    def autocast(self):
+        mode = self.cfg.MODEL.AUTOCAST
+        if self.device.type != "cuda" or mode == "fp32":
+            return torch.autocast(device_type=self.device.type, enabled=False)
+        return torch.autocast(device_type="cuda", dtype=torch.float16 if mode == "fp16" else torch.bfloat16)
+
+    @torch.no_grad()
+    def encode_images(self, images):
+        """Raw (unnormalised) fp32 image features of the frozen encoder."""
+        with self.autocast():
+            features = self.clip_model.encode_image(images)
+        return features.float()

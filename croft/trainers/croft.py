@@ -1,0 +1,71 @@
+"""CRoFT (ICML 2024): robust fine-tuning of a frozen CLIP with light adapters.
+
+Objective, in five lines (the rest is in reference-spec §1.3–1.7):
+1. Adapters ``W_i``, ``W_t`` mix into the raw CLIP features; logits ``s * cos(I^, T^)``.
+2. A generator ``M`` perturbs image features, ``C^ = norm(I^ M + I^)``, away from their class.
+3. EDR: a consistency term on ``C^`` plus the squared gradient of an exp(cos) "energy"
+   with respect to a shared perturbation of both adapters (double backprop).
+4. Per batch: one forward, ``gen_step`` generator updates, then ``CE + EDR``; every update
+   steps both SGD optimizers, with gradients from the batch's single forward graph.
+"""
+import torch
+
+from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
+from .clip_base import FrozenCLIPTrainer
+from .croft_objective import Adapter, CRoFTHyper, OODImgGen, croft_batch_update, croft_forward
+
+
+@TRAINER_REGISTRY.register("CRoFT")
+class CRoFT(FrozenCLIPTrainer):
+    final_evaluation = False
+
+    def build_model(self):
+        cfg = self.cfg.TRAINER.CRoFT
+        self.load_backbone()
+        self.text_raw = self.class_text_features()
+        self.adapter = Adapter(self.feat_dim).to(self.device)
+        self.generator = OODImgGen(self.feat_dim).to(self.device)
+        # Checkpoint sub-folders as in the reference (spec §2.3).
+        self.register_model("clip_adapter", self.adapter, *self.build_optimizer_and_scheduler(self.adapter))
+        self.register_model("generator", self.generator, *self.build_optimizer_and_scheduler(self.generator))
+        self.hp = CRoFTHyper(ratio=cfg.ratio, ratio_text=cfg.ratio_text, lambda1=cfg.lambda1, lambda2=cfg.lambda2,
+                             wccf=cfg.WCCF, gen_step=cfg.gen_step, reduction=cfg.EDR_REDUCTION,
+                             edr_wccf_branch=cfg.EDR_WCCF_BRANCH)
+        if cfg.gen_step < 0:
+            raise ValueError(f"TRAINER.CRoFT.gen_step must be >= 0, got {cfg.gen_step}")
+
+    def backward_and_update(self, loss):
+        # Zero both, backward keeping the graph, step both (spec §1.7).
+        self.model_backward_and_update(loss, retain_graph=True)
+
+    def forward_backward(self, batch):
+        images, labels = self.parse_batch_train(batch)
+        x_raw = self.encode_images(images)
+        return croft_batch_update(x_raw, self.text_raw, labels, self.adapter, self.generator, self.logit_scale,
+                                  self.hp, self.backward_and_update)
+
+    def inference_ratios(self):
+        cfg = self.cfg.TRAINER.CRoFT
+        if not self.final_evaluation:
+            return cfg.ratio, cfg.ratio_text
+        return (cfg.EVAL_RATIO if cfg.EVAL_RATIO >= 0 else cfg.ratio,
+                cfg.EVAL_RATIO_TEXT if cfg.EVAL_RATIO_TEXT >= 0 else cfg.ratio_text)
+
+    @torch.no_grad()
+    def model_inference(self, images):
+        ratio, ratio_text = self.inference_ratios()
+        out = croft_forward(self.encode_images(images), self.text_raw, self.adapter, self.logit_scale,
+                            ratio, ratio_text)
+        return InferenceOutput(out.logits, out.img, out.txt)
+
+    def hparams(self):
+        cfg = self.cfg.TRAINER.CRoFT
+        hp = {"lambda1": cfg.lambda1, "lambda2": cfg.lambda2, "ratio": cfg.ratio, "ratio_text": cfg.ratio_text,
+              "gen_step": cfg.gen_step, "WCCF": cfg.WCCF, "edr_reduction": cfg.EDR_REDUCTION,
+              "edr_wccf_branch": cfg.EDR_WCCF_BRANCH}
+        ratio, ratio_text = (cfg.EVAL_RATIO, cfg.EVAL_RATIO_TEXT)
+        if ratio >= 0:
+            hp["eval_ratio"] = ratio
+        if ratio_text >= 0:
+            hp["eval_ratio_text"] = ratio_text
+        return hp
