@@ -1,0 +1,13 @@
+"""Prompt templates used to build class text embeddings (reference spec §1.2)."""
+
+DEFAULT_TEMPLATE = "a photo of a {}."
+
+ENSEMBLE_TEMPLATES = (
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+)
