@@ -1,0 +1,620 @@
+"""Results tables from run folders: per-run aggregation of ``results.json`` files.
+
+This replaces the reference's log parsers (reference-spec §5), which pooled Setup-I variants,
+kept running means across logs and assigned seeds by listing order. Here every number comes
+from one run's ``results.json`` and the aggregation is explicit:
+
+* A **setting** is the set of runs that differ only in seed and held-out domain:
+  key = (trainer, dataset, backbone, pretrained, shots, protocol, hparams).
+* **Closed set**: a run contributes ``closed_set.test_accuracy`` under its held-out domain
+  (``target_domains`` joined with ``+``, or the dataset name when there is none). A run whose
+  ``closed_set.per_domain`` holds several entries (Setup-I: ImageNet-V2/-Sketch/-A/-R evaluated
+  in one run) contributes each entry as its own column instead. Each column of a setting is
+  the mean ± std over seeds. **Avg** is computed per seed as the mean over all columns of the
+  dataset, then mean ± std over seeds, using only the seeds that have every column; when some
+  seed lacks a column the average is *partial* (``*``).
+* **Open set**: for each OOD set, score and metric (AUROC, FPR95), the per-seed value is the
+  mean over the held-out domains, then mean ± std over seeds (again only complete seeds;
+  ``*`` when partial).
+* std is the population std (``ddof=0``), as in the reference collectors.
+* ``select="val"`` keeps, per (trainer, dataset, backbone, pretrained, shots, protocol), the
+  hyper-parameter setting with the best mean ``closed_set.val_accuracy`` (never test numbers).
+
+Folders with ``config.yaml`` or ``log.txt`` but no ``results.json`` are listed as incomplete
+and never averaged; a malformed ``results.json`` is reported with its path and the reason and
+skipped. Log text is never read.
+"""
+import csv
+import io
+import json
+import math
+import numbers
+import os
+from collections import OrderedDict, defaultdict
+
+import numpy as np
+
+from .io import RESULTS_FILE, SCORE_NAMES, read_results_json
+
+__all__ = [
+    "CollectedRows", "RunRecord", "scan", "aggregate", "collect", "format_table",
+    "format_hparams", "format_stat", "FORMATS",
+]
+
+FORMATS = ("md", "csv", "latex")
+INCOMPLETE_MARKERS = ("config.yaml", "log.txt")
+METRICS = (("auroc", "AUROC"), ("fpr95", "FPR95"))
+SETTING_FIELDS = ("trainer", "dataset", "backbone", "pretrained", "shots", "protocol")
+BLOCK_FIELDS = ("dataset", "backbone", "pretrained", "shots", "protocol")
+SELECT_FIELDS = ("trainer", "dataset", "backbone", "pretrained", "shots", "protocol")
+PARTIAL_MARK = "*"
+FEWER_SEEDS_MARK = "†"
+
+
+class CollectedRows(list):
+    """The rows of :func:`collect` (a plain list of row dicts) plus what was left out.
+
+    Attributes: ``incomplete`` (run folders without results.json), ``malformed``
+    (``(path, reason)`` pairs), ``warnings`` (duplicates, unusable values, selection notes),
+    ``select`` (the selection rule used, or None) and ``root``.
+    """
+
+    def __init__(self, rows=(), incomplete=(), malformed=(), warnings=(), select=None, root=None):
+        super().__init__(rows)
+        self.incomplete = list(incomplete)
+        self.malformed = list(malformed)
+        self.warnings = list(warnings)
+        self.select = select
+        self.root = root
+
+
+# ---------------------------------------------------------------------------------------------
+# reading runs
+
+def _number(value):
+    """A finite float, or None for anything else (missing, null, bool, string, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _norm_hparam(value):
+    """Canonical form so that 15 and 15.0 (or [1, 2] and (1, 2)) are the same setting."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return int(value) if value.is_integer() else value
+    if isinstance(value, (list, tuple)):
+        return [_norm_hparam(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _norm_hparam(v) for k, v in value.items()}
+    return str(value)
+
+
+class RunRecord:
+    """What the table needs from one results.json."""
+
+    __slots__ = ("path", "trainer", "dataset", "backbone", "pretrained", "shots", "protocol",
+                 "hparams", "hparams_key", "seed", "unit", "accuracy", "val", "open_set")
+
+    def __init__(self, path, results, warnings):
+        self.path = path
+        r = results
+        self.trainer = r["trainer"]
+        self.dataset = r["dataset"]
+        self.backbone = r.get("backbone")
+        self.pretrained = r.get("pretrained")
+        shots = r.get("shots")
+        self.shots = int(shots) if isinstance(shots, numbers.Real) and not isinstance(shots, bool) \
+            and float(shots).is_integer() else shots
+        self.protocol = r.get("protocol") or "standard"
+        self.hparams = _norm_hparam(r.get("hparams") or {})
+        self.hparams_key = json.dumps(self.hparams, sort_keys=True)
+        self.seed = int(r["seed"])
+        targets = r.get("target_domains") or []
+        if isinstance(targets, str):
+            targets = [targets]
+        if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):
+            raise ValueError(f"{path}: 'target_domains' must be a list of strings, got {targets!r}")
+        self.unit = "+".join(targets) if targets else self.dataset
+
+        closed = r["closed_set"]
+        per_domain = closed.get("per_domain") or {}
+        if not isinstance(per_domain, dict):
+            raise ValueError(f"{path}: 'closed_set.per_domain' must be an object, "
+                             f"got {type(per_domain).__name__}")
+        self.accuracy = {}
+        if len(per_domain) >= 2:  # Setup-I style: several variants evaluated in one run
+            for name, value in per_domain.items():
+                v = _number(value)
+                if v is None:
+                    warnings.append(f"{path}: closed_set.per_domain['{name}'] = {value!r} is not a number; ignored")
+                else:
+                    self.accuracy[str(name)] = v
+        else:
+            v = _number(closed.get("test_accuracy"))
+            if v is None and len(per_domain) == 1:
+                v = _number(next(iter(per_domain.values())))
+            if v is None:
+                warnings.append(f"{path}: no numeric closed_set.test_accuracy; the run adds no accuracy")
+            else:
+                self.accuracy[self.unit] = v
+        self.val = _number(closed.get("val_accuracy"))
+
+        self.open_set = {}
+        open_set = r.get("open_set") or {}
+        for set_name, by_score in open_set.items():
+            if not isinstance(by_score, dict):
+                warnings.append(f"{path}: open_set['{set_name}'] is not an object; ignored")
+                continue
+            for score, metrics in by_score.items():
+                if not isinstance(metrics, dict):
+                    continue
+                for metric, _ in METRICS:
+                    v = _number(metrics.get(metric))
+                    if v is not None:
+                        self.open_set[(str(set_name), str(score), metric)] = v
+
+    @property
+    def setting_key(self):
+        return (self.trainer, self.dataset, self.backbone, self.pretrained, self.shots, self.protocol,
+                self.hparams_key)
+
+
+def scan(root):
+    """Walk ``root``; return ``(runs, incomplete, malformed, warnings)``.
+
+    ``runs`` are :class:`RunRecord` objects (sorted by path), ``incomplete`` the folders with
+    ``config.yaml`` or ``log.txt`` but no ``results.json``, ``malformed`` ``(path, reason)``.
+    Hidden folders (``.name``) are not entered.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"results root {root} is not a folder")
+    runs, incomplete, malformed, warnings = [], [], [], []
+    for folder, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files = set(filenames)
+        if RESULTS_FILE in files:
+            path = os.path.join(folder, RESULTS_FILE)
+            try:
+                results = read_results_json(path)
+                run_warnings = []
+                runs.append(RunRecord(path, results, run_warnings))
+                warnings.extend(run_warnings)
+            except (ValueError, TypeError, KeyError, OSError) as e:
+                reason = str(e)
+                if reason.startswith(path + ": "):
+                    reason = reason[len(path) + 2:]
+                malformed.append((path, reason))
+        elif any(m in files for m in INCOMPLETE_MARKERS):
+            incomplete.append(folder)
+    runs.sort(key=lambda r: r.path)
+    return runs, incomplete, malformed, warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+
+def _stat(values, partial=False):
+    """mean ± population std (ddof=0) of per-seed values; None when there are none."""
+    if not values:
+        return None
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=0)), "n": int(arr.size),
+            "values": [float(v) for v in values], "partial": bool(partial)}
+
+
+def _complete_seed_average(by_seed, columns, seeds):
+    """Per seed, the mean over ``columns`` (only seeds that have every column); then _stat.
+
+    ``by_seed``: ``{seed: {column: value}}``. Partial when some seed of ``seeds`` lacks a column.
+    """
+    if not columns:
+        return None, False
+    complete = [s for s in seeds if all(c in by_seed.get(s, {}) for c in columns)]
+    partial = len(complete) < len(seeds)
+    per_seed = [float(np.mean([by_seed[s][c] for c in columns])) for s in complete]
+    stat = _stat(per_seed, partial)
+    return stat, partial
+
+
+def _score_order(score):
+    return (SCORE_NAMES.index(score), "") if score in SCORE_NAMES else (len(SCORE_NAMES), score)
+
+
+def _sort_value(v):
+    """Sort key that tolerates None and mixed types (numbers before strings)."""
+    if v is None:
+        return (2, 0, "")
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
+        return (0, float(v), "")
+    return (1, 0, str(v))
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregation
+
+def aggregate(runs, select=None, warnings=None):
+    """Rows (one per setting) from :class:`RunRecord` objects; see the module docstring."""
+    if select not in (None, "val"):
+        raise ValueError(f"select must be None or 'val', got {select!r}")
+    warnings = warnings if warnings is not None else []
+
+    # columns of each dataset: the union over all its runs (so a setting that never ran a
+    # held-out domain gets a partial average rather than a silently smaller one)
+    columns = defaultdict(set)
+    units = defaultdict(set)
+    for run in runs:
+        columns[run.dataset].update(run.accuracy)
+        units[run.dataset].add(run.unit)
+
+    settings = OrderedDict()
+    for run in runs:
+        settings.setdefault(run.setting_key, []).append(run)
+
+    rows = []
+    for key, setting_runs in settings.items():
+        # one run per (seed, held-out unit); later duplicates are reported and ignored
+        chosen = OrderedDict()
+        for run in setting_runs:
+            k = (run.seed, run.unit)
+            if k in chosen:
+                warnings.append(f"duplicate run (seed {run.seed}, held-out {run.unit}): using "
+                                f"{chosen[k].path}, ignoring {run.path}")
+                continue
+            chosen[k] = run
+        used = list(chosen.values())
+        first = used[0]
+        seeds = sorted({r.seed for r in used})
+        dataset_columns = sorted(columns[first.dataset])
+        dataset_units = sorted(units[first.dataset])
+
+        acc_by_seed = defaultdict(dict)
+        val_by_seed = defaultdict(dict)
+        open_by_seed = defaultdict(lambda: defaultdict(dict))  # (set, score, metric) -> seed -> unit
+        for r in used:
+            acc_by_seed[r.seed].update(r.accuracy)
+            if r.val is not None:
+                val_by_seed[r.seed][r.unit] = r.val
+            for k, v in r.open_set.items():
+                open_by_seed[k][r.seed][r.unit] = v
+
+        per_domain = OrderedDict()
+        for c in dataset_columns:
+            vals = [acc_by_seed[s][c] for s in seeds if c in acc_by_seed[s]]
+            per_domain[c] = _stat(vals, partial=len(vals) < len(seeds))
+        avg, avg_partial = _complete_seed_average(acc_by_seed, dataset_columns, seeds)
+
+        val_per_seed = [float(np.mean(list(val_by_seed[s].values()))) for s in seeds if val_by_seed[s]]
+        val = _stat(val_per_seed, partial=len(val_per_seed) < len(seeds))
+
+        open_set = OrderedDict()
+        open_keys = sorted({(k[0], k[1]) for k in open_by_seed}, key=lambda k: (k[0], _score_order(k[1])))
+        for set_name, score in open_keys:
+            entry = OrderedDict()
+            for metric, _ in METRICS:
+                by_seed = open_by_seed.get((set_name, score, metric))
+                if by_seed is None:
+                    entry[metric] = None
+                    continue
+                stat, partial = _complete_seed_average(by_seed, dataset_units, seeds)
+                if stat is None:
+                    entry[metric] = {"mean": None, "std": None, "n": 0, "values": [], "partial": True}
+                else:
+                    entry[metric] = stat
+            open_set.setdefault(set_name, OrderedDict())[score] = entry
+
+        rows.append({
+            "method": first.trainer, "trainer": first.trainer, "dataset": first.dataset,
+            "backbone": first.backbone, "pretrained": first.pretrained, "shots": first.shots,
+            "protocol": first.protocol, "hparams": first.hparams,
+            "hparams_str": format_hparams(first.hparams),
+            "seeds": seeds, "n_seeds": len(seeds), "n_runs": len(used),
+            "run_paths": [r.path for r in used],
+            "domains": dataset_columns, "units": dataset_units,
+            "per_domain": per_domain,
+            "avg": avg if avg is not None else {"mean": None, "std": None, "n": 0, "values": [], "partial": True},
+            "avg_partial": avg_partial,
+            "val": val,
+            "open_set": open_set,
+        })
+
+    if select == "val":
+        rows = _select_by_val(rows, warnings)
+    rows.sort(key=lambda r: tuple(_sort_value(r[f]) for f in BLOCK_FIELDS)
+              + (_sort_value(r["trainer"]), r["hparams_str"]))
+    return rows
+
+
+def _select_by_val(rows, warnings):
+    groups = OrderedDict()
+    for row in rows:
+        groups.setdefault(tuple(json.dumps(row[f]) for f in SELECT_FIELDS), []).append(row)
+    kept = []
+    for group in groups.values():
+        eligible = [r for r in group if r["val"] is not None]
+        g = group[0]
+        label = f"{g['trainer']} {g['dataset']} {g['backbone']} {g['shots']}-shot {g['protocol']}"
+        if not eligible:
+            if len(group) > 1:
+                warnings.append(f"--select val: no closed_set.val_accuracy for {label}; "
+                                f"kept all {len(group)} settings")
+            kept.extend(group)
+            continue
+        eligible.sort(key=lambda r: (-r["val"]["mean"], r["hparams_str"]))
+        best = eligible[0]
+        if len(eligible) > 1 and eligible[1]["val"]["mean"] == best["val"]["mean"]:
+            warnings.append(f"--select val: tie on val accuracy for {label}; kept {best['hparams_str'] or '(none)'}")
+        best = dict(best, selected_by="val", n_candidates=len(group))
+        kept.append(best)
+    return kept
+
+
+def collect(root, select=None):
+    """Walk ``root`` and return the table rows (a :class:`CollectedRows` list of row dicts).
+
+    Each row: ``method``/``trainer``, ``dataset``, ``backbone``, ``pretrained``, ``shots``,
+    ``protocol``, ``hparams`` (dict), ``hparams_str``, ``seeds``, ``n_seeds``, ``n_runs``,
+    ``run_paths``, ``domains`` (column order), ``per_domain`` ``{column: stat}``, ``avg``,
+    ``avg_partial``, ``val`` and ``open_set`` ``{set: {score: {"auroc": stat, "fpr95": stat}}}``,
+    where a stat is ``{"mean", "std", "n" (seeds), "values" (per seed), "partial"}`` or None.
+    """
+    runs, incomplete, malformed, warnings = scan(root)
+    rows = aggregate(runs, select=select, warnings=warnings)
+    return CollectedRows(rows, incomplete, malformed, warnings, select=select, root=root)
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting
+
+def _fmt_value(v):
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        return format(v, "g")
+    if isinstance(v, list):
+        return ",".join(_fmt_value(x) for x in v)
+    return str(v)
+
+
+def _hparam_name(name, latex=False):
+    if name.startswith("lambda") and name[len("lambda"):].isdigit():
+        idx = name[len("lambda"):]
+        return f"$\\lambda_{{{idx}}}$" if latex else f"λ{idx}"
+    return _latex_escape(name) if latex else name
+
+
+def format_hparams(hparams, latex=False):
+    """Compact ``λ1=15 λ2=10 gen_step=0 ratio=0.2 ...`` (λ keys first, then alphabetical)."""
+    if not hparams:
+        return ""
+    keys = sorted(hparams, key=lambda k: (not k.startswith("lambda"), k))
+    parts = []
+    for k in keys:
+        value = _fmt_value(hparams[k])
+        parts.append(f"{_hparam_name(k, latex)}={_latex_escape(value) if latex else value}")
+    return " ".join(parts)
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def _latex_escape(text):
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def format_stat(stat, fmt="md", mark=""):
+    """``mean ± std`` with 2 decimals (``$\\pm$`` in LaTeX) followed by ``mark``."""
+    if stat is None or stat.get("mean") is None:
+        text = {"md": "—", "csv": "", "latex": "--"}[fmt]
+        return text + (_latex_mark(mark) if fmt == "latex" else mark) if mark else text
+    pm = " $\\pm$ " if fmt == "latex" else " ± "
+    text = f"{stat['mean']:.2f}{pm}{stat['std']:.2f}"
+    return text + (_latex_mark(mark) if fmt == "latex" else mark)
+
+
+def _latex_mark(mark):
+    if not mark:
+        return ""
+    return "$^{" + mark.replace(PARTIAL_MARK, "*").replace(FEWER_SEEDS_MARK, r"\dagger") + "}$"
+
+
+def _block_key(row):
+    return tuple(json.dumps(row[f]) for f in BLOCK_FIELDS)
+
+
+def _block_title(row):
+    bb = row["backbone"] if row["backbone"] is not None else "?"
+    pre = f" ({row['pretrained']})" if row["pretrained"] is not None else ""
+    shots = f"{row['shots']} shots" if row["shots"] is not None else "shots ?"
+    return f"{row['dataset']} · {bb}{pre} · {shots} · protocol {row['protocol']}"
+
+
+def _open_columns(rows, scores=None):
+    keys = set()
+    for row in rows:
+        for set_name, by_score in row["open_set"].items():
+            for score in by_score:
+                if scores is None or score in scores:
+                    keys.add((set_name, score))
+    return sorted(keys, key=lambda k: (k[0], _score_order(k[1])))
+
+
+def _table(rows, fmt, scores, marks_used):
+    """Header list and cell rows for one block of rows sharing a dataset."""
+    domains = rows[0]["domains"]
+    open_cols = _open_columns(rows, scores)
+    header = ["Method", "hparams", "n_seeds"] + list(domains) + ["Avg"]
+    for set_name, score in open_cols:
+        header += [f"{set_name} {score} {label}" for _, label in METRICS]
+    body = []
+    for row in rows:
+        latex = fmt == "latex"
+        cells = [_latex_escape(row["method"]) if latex else row["method"],
+                 format_hparams(row["hparams"], latex=latex), str(row["n_seeds"])]
+        for d in domains:
+            stat = row["per_domain"].get(d)
+            mark = FEWER_SEEDS_MARK if stat is not None and stat["partial"] else ""
+            marks_used.update(mark)
+            cells.append(format_stat(stat, fmt, mark))
+        mark = PARTIAL_MARK if row["avg_partial"] else ""
+        marks_used.update(mark)
+        cells.append(format_stat(row["avg"], fmt, mark))
+        for set_name, score in open_cols:
+            entry = row["open_set"].get(set_name, {}).get(score, {})
+            for metric, _ in METRICS:
+                stat = entry.get(metric)
+                mark = PARTIAL_MARK if stat is not None and stat["partial"] else ""
+                marks_used.update(mark)
+                cells.append(format_stat(stat, fmt, mark))
+        body.append(cells)
+    return header, body
+
+
+def _notes(rows, marks_used, select):
+    notes = ["Numbers are mean ± std over seeds; std is the population std (ddof=0), as in the reference collectors.",
+             "Avg: per seed, the mean over all held-out domains / variants; then mean ± std over seeds.",
+             "Open-set AUROC / FPR95 (%): per seed, the mean over held-out domains; then mean ± std over seeds."]
+    if PARTIAL_MARK in marks_used:
+        notes.append(f"{PARTIAL_MARK} partial: some seed lacks a held-out domain; averaged over the seeds "
+                     "that have every domain only (— when none has).")
+    if FEWER_SEEDS_MARK in marks_used:
+        notes.append(f"{FEWER_SEEDS_MARK} fewer seeds than n_seeds for this domain.")
+    if select == "val":
+        notes.append("Selection: per (trainer, dataset, backbone, pretrained, shots, protocol), the hyper-parameter "
+                     "setting with the best mean closed_set.val_accuracy (test numbers are never used).")
+    return notes
+
+
+def _md_cell(text):
+    return str(text).replace("|", "\\|")
+
+
+def format_table(rows, fmt="md", scores=None):
+    """Render rows from :func:`collect` as ``md`` (default), ``csv`` or ``latex`` text.
+
+    Rows are grouped into one table per (dataset, backbone, pretrained, shots, protocol) (the
+    CSV is one table with those as leading columns). Footnotes, incomplete runs and malformed
+    results.json files follow in separate sections. ``scores`` restricts the open-set columns
+    to the given score names.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    scores = set(scores) if scores else None
+    blocks = OrderedDict()
+    for row in rows:
+        blocks.setdefault(_block_key(row), []).append(row)
+    incomplete = getattr(rows, "incomplete", [])
+    malformed = getattr(rows, "malformed", [])
+    warnings = getattr(rows, "warnings", [])
+    select = getattr(rows, "select", None)
+    if select is None and any(r.get("selected_by") for r in rows):
+        select = "val"
+    marks_used = set()
+    tables = [(block_rows[0], *_table(block_rows, fmt, scores, marks_used)) for block_rows in blocks.values()]
+    notes = _notes(rows, marks_used, select)
+    if fmt == "md":
+        return _render_md(tables, notes, incomplete, malformed, warnings)
+    if fmt == "csv":
+        return _render_csv(tables, notes, incomplete, malformed, warnings)
+    return _render_latex(tables, notes, incomplete, malformed, warnings)
+
+
+def _render_md(tables, notes, incomplete, malformed, warnings):
+    out = []
+    if not tables:
+        out.append("No finished runs (no valid results.json) found.\n")
+    for first, header, body in tables:
+        out.append(f"### {_block_title(first)}\n")
+        out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
+        align = ["---", "---", "---:"] + ["---:"] * (len(header) - 3)
+        out.append("|" + "|".join(align) + "|")
+        for cells in body:
+            out.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+        out.append("")
+    if tables:
+        out.extend(notes)
+        out.append("")
+    if incomplete:
+        out.append("### Incomplete runs (config.yaml / log.txt but no results.json; not averaged)\n")
+        out.extend(f"- `{p}`" for p in incomplete)
+        out.append("")
+    if malformed:
+        out.append("### Skipped: malformed results.json\n")
+        out.extend(f"- `{p}`: {reason}" for p, reason in malformed)
+        out.append("")
+    if warnings:
+        out.append("### Warnings\n")
+        out.extend(f"- {w}" for w in warnings)
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _render_csv(tables, notes, incomplete, malformed, warnings):
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    lead = ["Dataset", "Backbone", "Pretrained", "Shots", "Protocol"]
+    header = []
+    for _, h, _ in tables:
+        for col in h:
+            if col not in header:
+                header.append(col)
+    writer.writerow(lead + header)
+    for first, h, body in tables:
+        prefix = ["" if first[f] is None else str(first[f]) for f in BLOCK_FIELDS]
+        for cells in body:
+            by_col = dict(zip(h, cells))
+            writer.writerow(prefix + [by_col.get(col, "") for col in header])
+    extra = [("note", "", n) for n in notes] if tables else []
+    extra += [("incomplete", p, "no results.json") for p in incomplete]
+    extra += [("malformed", p, reason) for p, reason in malformed]
+    extra += [("warning", "", w) for w in warnings]
+    if extra:
+        buf.write("\n")
+        writer.writerow(["section", "path", "detail"])
+        writer.writerows(extra)
+    return buf.getvalue()
+
+
+def _render_latex(tables, notes, incomplete, malformed, warnings):
+    out = []
+    for first, header, body in tables:
+        n = len(header)
+        n_dom = len(first["domains"])
+        n_open = n - 4 - n_dom
+        spec = "llr" + "c" * n_dom + "|c" + ("|" + "c" * n_open if n_open else "")
+        title = _block_title(first).replace("·", "--")
+        out.append(f"% {title}")
+        out.append(f"\\begin{{tabular}}{{{spec}}}")
+        out.append("\\hline")
+        out.append(f"\\multicolumn{{{n}}}{{l}}{{\\textbf{{{_latex_escape(title)}}}}} \\\\")
+        out.append("\\hline")
+        out.append(" & ".join(_latex_escape(h) for h in header) + " \\\\")
+        out.append("\\hline")
+        for cells in body:
+            out.append(" & ".join(cells) + " \\\\")
+        out.append("\\hline")
+        out.append("\\end{tabular}")
+        out.append("")
+    if tables:
+        text = " ".join(_latex_escape(n).replace("±", "$\\pm$").replace("—", "--")
+                        .replace(FEWER_SEEDS_MARK, "$^{\\dagger}$") for n in notes)
+        out.append("\\par\\smallskip\\noindent{\\footnotesize " + text + "}")
+        out.append("")
+    else:
+        out.append("% No finished runs (no valid results.json) found.")
+    if incomplete:
+        out.append("% Incomplete runs (config.yaml / log.txt but no results.json; not averaged):")
+        out.extend(f"%   {p}" for p in incomplete)
+    if malformed:
+        out.append("% Skipped: malformed results.json:")
+        out.extend(f"%   {p}: {reason}".replace("\n", " ") for p, reason in malformed)
+    if warnings:
+        out.append("% Warnings:")
+        out.extend(f"%   {w}".replace("\n", " ") for w in warnings)
+    return "\n".join(out).rstrip("\n") + "\n"

@@ -1,0 +1,183 @@
+"""Reading and writing a run's ``results.json`` and ``scores.npz`` (DESIGN §3, "Run folder").
+
+Both files are written atomically: the content goes to a temporary file in the same folder,
+which is then renamed over the final name with :func:`os.replace`. A reader therefore sees
+either the previous complete file or the new complete file, never a partial one, and a failed
+write (for example a value that JSON cannot represent) leaves the previous file untouched.
+
+Score arrays (``scores.npz``) use these keys, where ``<score>`` is one of ``energy``, ``mcm``,
+``max_logit`` or ``knn`` and every score is "higher means more in-distribution" (the energy is
+the positive ``logsumexp`` of the logits, reference-spec conventions):
+
+- ``<score>/id``: the ID samples of open-set detection (the positives);
+- ``<score>/ood/<SET>``: each open-set (semantic-shift) set;
+- ``energy/val``: the source / ID validation set;
+- ``energy/shift/<domain>``: each covariate-shifted test domain or variant.
+"""
+import json
+import math
+import numbers
+import os
+import uuid
+
+import numpy as np
+
+RESULTS_FILE = "results.json"
+SCORES_FILE = "scores.npz"
+REQUIRED_KEYS = ("trainer", "dataset", "seed", "closed_set")
+SCORE_NAMES = ("energy", "mcm", "max_logit", "knn")
+VAL_ENERGY_KEY = "energy/val"
+
+__all__ = [
+    "RESULTS_FILE", "SCORES_FILE", "REQUIRED_KEYS", "SCORE_NAMES", "VAL_ENERGY_KEY",
+    "id_key", "ood_key", "shift_key", "validate_results", "write_text_atomic",
+    "write_results_json", "read_results_json", "save_scores", "load_scores",
+]
+
+
+def id_key(score="energy"):
+    """``<score>/id``: scores of the ID (positive) detection samples."""
+    return f"{score}/id"
+
+
+def ood_key(ood_set, score="energy"):
+    """``<score>/ood/<SET>``: scores of one open-set set."""
+    return f"{score}/ood/{ood_set}"
+
+
+def shift_key(domain):
+    """``energy/shift/<domain>``: energies of one covariate-shifted test domain."""
+    return f"energy/shift/{domain}"
+
+
+# ---------------------------------------------------------------------------------------------
+# atomic writes
+
+def _atomic_write(path, write_fn, binary):
+    """Call ``write_fn(file)`` on a fresh temporary file next to ``path``, then rename it.
+
+    The temporary file is created with ``O_EXCL`` and mode 0o666 (the umask applies, so the
+    final file gets the same permissions as an ordinary ``open(path, "w")``). On any error the
+    temporary file is removed and the existing ``path`` is left as it was.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def write_text_atomic(path, text):
+    """Write ``text`` (UTF-8) to ``path`` atomically; return the path."""
+    return _atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# results.json
+
+def _json_default(obj):
+    """Convert numpy / torch scalars and arrays; anything else is an error naming its type."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch.Tensor, without importing torch
+        return obj.detach().cpu().tolist()
+    raise TypeError(f"value of type {type(obj).__name__} is not JSON serialisable: {obj!r:.80}")
+
+
+def validate_results(results, source="results"):
+    """Check the keys every results.json must have; raise ValueError naming ``source`` and the key."""
+    if not isinstance(results, dict):
+        raise ValueError(f"{source}: expected a JSON object at the top level, got {type(results).__name__}")
+    for key in REQUIRED_KEYS:
+        if key not in results:
+            raise ValueError(f"{source}: missing required key '{key}'")
+    for key in ("trainer", "dataset"):
+        if not isinstance(results[key], str) or not results[key]:
+            raise ValueError(f"{source}: key '{key}' must be a non-empty string, got {results[key]!r}")
+    seed = results["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        if not (isinstance(seed, float) and math.isfinite(seed) and seed.is_integer()):
+            raise ValueError(f"{source}: key 'seed' must be an integer, got {seed!r}")
+    if not isinstance(results["closed_set"], dict):
+        raise ValueError(f"{source}: key 'closed_set' must be an object, "
+                         f"got {type(results['closed_set']).__name__}")
+    for key in ("open_set", "hparams"):
+        if results.get(key) is not None and not isinstance(results[key], dict):
+            raise ValueError(f"{source}: key '{key}' must be an object, got {type(results[key]).__name__}")
+    return results
+
+
+def write_results_json(output_dir, results):
+    """Write ``OUTPUT_DIR/results.json`` atomically and return its path.
+
+    The dict is validated (required keys) and serialised completely before anything touches
+    the disk; numpy and torch scalars/arrays are converted. A value JSON cannot represent raises
+    TypeError and leaves any previous results.json unchanged.
+    """
+    path = os.path.join(output_dir, RESULTS_FILE)
+    validate_results(results, source=path)
+    text = json.dumps(results, indent=2, default=_json_default) + "\n"
+    return _atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def read_results_json(path):
+    """Read and validate one results.json (a file path or a run folder).
+
+    Raises ValueError naming the file for unreadable JSON, a top level that is not an object,
+    or a missing required key (``trainer``, ``dataset``, ``seed``, ``closed_set``).
+    """
+    if os.path.isdir(path):
+        path = os.path.join(path, RESULTS_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
+    return validate_results(data, source=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# scores.npz
+
+def _as_array(value):
+    if hasattr(value, "detach"):  # torch.Tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def save_scores(output_dir, scores):
+    """Write ``{key: 1-D array}`` to ``OUTPUT_DIR/scores.npz`` atomically; return its path."""
+    path = os.path.join(output_dir, SCORES_FILE)
+    arrays = {}
+    for key, value in scores.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{path}: score keys must be non-empty strings, got {key!r}")
+        arr = _as_array(value)
+        if arr.dtype == object:
+            raise ValueError(f"{path}: scores['{key}'] is not a numeric array")
+        arrays[key] = arr
+    return _atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
+
+
+def load_scores(path):
+    """Read a scores.npz (a file path or a run folder) into a plain ``{key: np.ndarray}`` dict."""
+    if os.path.isdir(path):
+        path = os.path.join(path, SCORES_FILE)
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}

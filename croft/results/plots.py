@@ -1,0 +1,159 @@
+"""Energy histograms and ROC curves from a run's score arrays (``scores.npz``).
+
+Figures are drawn on matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``), so
+plotting works without a display and never changes the pyplot backend of the caller.
+Every score is "higher means more in-distribution"; ID samples are the positive class.
+Keys that are absent are skipped; a panel with nothing to draw says so.
+"""
+import json
+import os
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .io import RESULTS_FILE, SCORES_FILE, VAL_ENERGY_KEY, id_key, load_scores
+
+__all__ = ["plot_run", "plot_runs", "energy_series", "roc_series"]
+
+_N_BINS = 50
+
+
+def _finite(values):
+    arr = np.asarray(values, dtype=float).ravel()
+    return arr[np.isfinite(arr)]
+
+
+def energy_series(scores):
+    """``[(label, values)]`` for the energy histogram: val, each shift domain, each OOD set.
+
+    ``energy/id`` is drawn only when neither ``energy/val`` nor any ``energy/shift/*`` exists,
+    so that the ID side is always represented.
+    """
+    series = []
+    if VAL_ENERGY_KEY in scores:
+        series.append(("val (ID)", scores[VAL_ENERGY_KEY]))
+    for key in sorted(k for k in scores if k.startswith("energy/shift/")):
+        series.append((f"shift: {key[len('energy/shift/'):]}", scores[key]))
+    if not series and id_key("energy") in scores:
+        series.append(("ID", scores[id_key("energy")]))
+    for key in sorted(k for k in scores if k.startswith("energy/ood/")):
+        series.append((f"OOD: {key[len('energy/ood/'):]}", scores[key]))
+    out = []
+    for label, values in series:
+        values = _finite(values)
+        if values.size:
+            out.append((label, values))
+    return out
+
+
+def roc_series(scores, score="energy"):
+    """``[(ood set, fpr, tpr, auroc %)]``: ``<score>/id`` (positives) vs each ``<score>/ood/<SET>``."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    pos = _finite(scores.get(id_key(score), ()))
+    if not pos.size:
+        return []
+    out = []
+    prefix = f"{score}/ood/"
+    for key in sorted(k for k in scores if k.startswith(prefix)):
+        neg = _finite(scores[key])
+        if not neg.size:
+            continue
+        labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+        values = np.concatenate([pos, neg])
+        fpr, tpr, _ = roc_curve(labels, values)
+        out.append((key[len(prefix):], fpr, tpr, 100.0 * roc_auc_score(labels, values)))
+    return out
+
+
+def _empty(ax, text):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _draw(ax_hist, ax_roc, scores, title=""):
+    series = energy_series(scores)
+    if series:
+        bins = np.histogram_bin_edges(np.concatenate([v for _, v in series]), bins=_N_BINS)
+        for i, (label, values) in enumerate(series):
+            color = f"C{i % 10}"
+            ax_hist.hist(values, bins=bins, density=True, histtype="stepfilled", alpha=0.3, color=color)
+            ax_hist.hist(values, bins=bins, density=True, histtype="step", linewidth=1.2, color=color,
+                         label=f"{label} (n={values.size})")
+        ax_hist.set_xlabel("energy = logsumexp(logits)  (higher = more ID)")
+        ax_hist.set_ylabel("density")
+        ax_hist.legend(fontsize="small")
+    else:
+        _empty(ax_hist, "no energy scores")
+    ax_hist.set_title(f"{title}  energy" if title else "energy", fontsize="medium")
+
+    curves = roc_series(scores, "energy")
+    if curves:
+        for i, (name, fpr, tpr, auroc) in enumerate(curves):
+            ax_roc.plot(fpr, tpr, color=f"C{i % 10}", linewidth=1.5, label=f"{name} (AUROC {auroc:.2f})")
+        ax_roc.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1)
+        ax_roc.set_xlim(0, 1)
+        ax_roc.set_ylim(0, 1.01)
+        ax_roc.set_xlabel("false positive rate (OOD accepted)")
+        ax_roc.set_ylabel("true positive rate (ID accepted)")
+        ax_roc.legend(fontsize="small", loc="lower right")
+    else:
+        _empty(ax_roc, "no ID/OOD energy scores")
+    ax_roc.set_title(f"{title}  ROC (energy, ID positive)" if title else "ROC (energy, ID positive)",
+                     fontsize="medium")
+
+
+def _save(fig, out_png):
+    folder = os.path.dirname(os.path.abspath(out_png))
+    os.makedirs(folder, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(out_png, dpi=110)
+    return out_png
+
+
+def plot_run(scores, out_png, title=""):
+    """One run: energy histograms (left) and energy ROC curves, ID vs each OOD set (right)."""
+    fig = Figure(figsize=(12, 4.5), layout="constrained")
+    ax_hist, ax_roc = fig.subplots(1, 2)
+    _draw(ax_hist, ax_roc, scores)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, out_png)
+
+
+def _run_label(run_dir):
+    """``TRAINER DATASET held-out seed`` from the run's results.json, else the folder path."""
+    try:
+        with open(os.path.join(run_dir, RESULTS_FILE), encoding="utf-8") as f:
+            r = json.load(f)
+        held = "+".join(r.get("target_domains") or []) or r.get("dataset", "")
+        parts = [str(r.get("trainer", "")), str(r.get("dataset", "")), held, f"seed {r.get('seed', '?')}"]
+        return " ".join(p for p in parts if p)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return os.path.normpath(run_dir)
+
+
+def plot_runs(run_dirs, out_png, titles=None):
+    """Several runs, one row each (histograms left, ROC right), from each run's scores.npz.
+
+    Raises FileNotFoundError naming the run folder when a run has no scores.npz.
+    """
+    run_dirs = list(run_dirs)
+    if not run_dirs:
+        raise ValueError("plot_runs: no run folders given")
+    all_scores = []
+    for run_dir in run_dirs:
+        path = os.path.join(run_dir, SCORES_FILE)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"run folder {run_dir} has no {SCORES_FILE} "
+                                    f"(was the run evaluated to the end?)")
+        all_scores.append(load_scores(path))
+    titles = list(titles) if titles is not None else [_run_label(d) for d in run_dirs]
+    n = len(run_dirs)
+    fig = Figure(figsize=(12, 4.2 * n), layout="constrained")
+    axes = np.asarray(fig.subplots(n, 2)).reshape(n, 2)
+    for (ax_hist, ax_roc), scores, title in zip(axes, all_scores, titles):
+        _draw(ax_hist, ax_roc, scores, title)
+    return _save(fig, out_png)

@@ -1,0 +1,428 @@
+"""results.json / scores.npz I/O, the results table (collect + formats + CLI) and the plots.
+
+The expected numbers are computed here from the fabricated per-run values with the
+``statistics`` module (population std), independently of croft's aggregation code.
+"""
+import csv
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from croft.results.collect import collect, format_hparams, format_table
+from croft.results.io import (load_scores, read_results_json, save_scores, write_results_json)
+from croft.results.plots import plot_run, plot_runs
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+DOMAINS = ["sketch", "photo", "cartoon", "art_painting"]  # index = di
+SOURCES = {d: sorted(set(DOMAINS) - {d}) for d in DOMAINS}
+DOM_OFF = {"sketch": 8.1, "photo": 12.46, "cartoon": 2.7, "art_painting": 5.3}
+TRAINER_BASE = {"CRoFT": 80.0, "CoOp": 70.0}
+# setting A: lambda2=10, setting B: lambda2=1 (test favours B by +2), setting C: partial
+SETTINGS = {"A": {"lambda1": 15, "lambda2": 10, "ratio": 0.2, "ratio_text": 0.5, "gen_step": 0},
+            "B": {"lambda1": 15, "lambda2": 1, "ratio": 0.2, "ratio_text": 0.5, "gen_step": 0},
+            "C": {"lambda1": 15, "lambda2": 100, "ratio": 0.2, "ratio_text": 0.5, "gen_step": 0}}
+SETTING_OFF = {"A": 0.0, "B": 2.0, "C": 1.0}
+# val favours A for CRoFT (although test favours B) and B for CoOp
+VAL = {("CRoFT", "A"): 96.0, ("CRoFT", "B"): 94.0, ("CRoFT", "C"): 90.0,
+       ("CoOp", "A"): 91.0, ("CoOp", "B"): 93.0}
+SEEDS = [1, 2]
+OOD_SETS = ["DTD", "Food101"]
+
+
+def acc_of(trainer, setting, domain, seed):
+    di = DOMAINS.index(domain)
+    noise = (1.0 + 0.5 * di) * (-1.0 if seed == 1 else 1.0)
+    return TRAINER_BASE[trainer] + SETTING_OFF[setting] + DOM_OFF[domain] + noise
+
+
+def val_acc(trainer, setting, domain, seed):
+    return VAL[(trainer, setting)] + 0.1 * DOMAINS.index(domain) + 0.2 * seed
+
+
+def ood_metric(trainer, setting, domain, seed, ood_set, score, metric):
+    di = DOMAINS.index(domain)
+    base = 90.0 if metric == "auroc" else 30.0
+    sign = 1.0 if metric == "auroc" else -1.0
+    return (base + sign * (TRAINER_BASE[trainer] - 70.0) / 5 + SETTING_OFF[setting] + 0.7 * di
+            + 0.9 * seed * seed + (1.5 if ood_set == "Food101" else 0.0) + (0.4 if score == "mcm" else 0.0))
+
+
+def make_results(trainer, setting, domain, seed):
+    open_set = {s: {score: {m: ood_metric(trainer, setting, domain, seed, s, score, m) for m in ("auroc", "fpr95")}
+                    | {"aupr_in": 90.0, "aupr_out": 89.0}
+                    for score in ("energy", "mcm")} for s in OOD_SETS}
+    acc = acc_of(trainer, setting, domain, seed)
+    return {
+        "trainer": trainer, "dataset": "PACS", "backbone": "RN50", "pretrained": "openai",
+        "seed": seed, "shots": 16, "protocol": "standard",
+        "source_domains": SOURCES[domain], "target_domains": [domain],
+        "hparams": dict(SETTINGS[setting]), "best_epoch": 17,
+        "closed_set": {"val_accuracy": val_acc(trainer, setting, domain, seed), "test_accuracy": acc,
+                       "per_domain": {domain: acc}},
+        "open_set": open_set,
+        "timing": {"train_s": 41.2, "eval_s": 9.8, "feature_cache_hits": 11834},
+    }
+
+
+def runs_of(trainer, setting):
+    """The (domain, seed) pairs fabricated for one setting (C lacks sketch for seed 2)."""
+    pairs = [(d, s) for d in DOMAINS for s in SEEDS]
+    if setting == "C":
+        pairs.remove(("sketch", 2))
+    return pairs
+
+
+SETUPS = [("CRoFT", "A"), ("CRoFT", "B"), ("CoOp", "A"), ("CoOp", "B"), ("CRoFT", "C")]
+
+
+def run_dir(root, trainer, setting, domain, seed):
+    h = SETTINGS[setting]
+    return os.path.join(root, trainer, f"PACS_rn50_{h['lambda1']}_{h['lambda2']}",
+                        f"test_on_{domain}.json", f"seed{seed}", "shots16")
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = str(tmp_path / "output")
+    for trainer, setting in SETUPS:
+        for domain, seed in runs_of(trainer, setting):
+            d = run_dir(root, trainer, setting, domain, seed)
+            write_results_json(d, make_results(trainer, setting, domain, seed))
+            with open(os.path.join(d, "log.txt"), "w") as f:
+                f.write("not read\n")
+    incomplete = os.path.join(root, "CRoFT", "PACS_rn50_15_1000", "test_on_photo.json", "seed1", "shots16")
+    os.makedirs(incomplete)
+    with open(os.path.join(incomplete, "config.yaml"), "w") as f:
+        f.write("SEED: 1\n")
+    bad = os.path.join(root, "CRoFT", "broken", "seed1")
+    os.makedirs(bad)
+    with open(os.path.join(bad, "results.json"), "w") as f:
+        f.write('{"trainer": "CRoFT", "dataset": ')
+    nokey = os.path.join(root, "CRoFT", "nokey", "seed1")
+    os.makedirs(nokey)
+    with open(os.path.join(nokey, "results.json"), "w") as f:
+        json.dump({"trainer": "CRoFT", "dataset": "PACS", "closed_set": {}}, f)
+    return {"root": root, "incomplete": incomplete, "bad": os.path.join(bad, "results.json"),
+            "nokey": os.path.join(nokey, "results.json")}
+
+
+def find_row(rows, trainer, setting):
+    match = [r for r in rows if r["trainer"] == trainer and r["hparams"] == SETTINGS[setting]]
+    assert len(match) == 1, (trainer, setting, [(r["trainer"], r["hparams"]) for r in rows])
+    return match[0]
+
+
+def expected_avg(trainer, setting, metric_fn):
+    """Per seed mean over the 4 domains (complete seeds only), then mean and pstdev."""
+    pairs = set(runs_of(trainer, setting))
+    per_seed = [statistics.mean(metric_fn(trainer, setting, d, s) for d in DOMAINS)
+                for s in SEEDS if all((d, s) in pairs for d in DOMAINS)]
+    return statistics.mean(per_seed), statistics.pstdev(per_seed), len(per_seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# collect
+
+def test_collect_means_and_stds(sweep):
+    rows = collect(sweep["root"])
+    assert len(rows) == 5
+    for trainer, setting in SETUPS:
+        row = find_row(rows, trainer, setting)
+        assert row["n_seeds"] == 2 and row["seeds"] == [1, 2]
+        assert row["domains"] == sorted(DOMAINS)
+        pairs = set(runs_of(trainer, setting))
+        for d in DOMAINS:
+            vals = [acc_of(trainer, setting, d, s) for s in SEEDS if (d, s) in pairs]
+            cell = row["per_domain"][d]
+            assert cell["mean"] == pytest.approx(statistics.mean(vals), abs=1e-9)
+            assert cell["std"] == pytest.approx(statistics.pstdev(vals), abs=1e-9)
+            assert cell["n"] == len(vals)
+        mean, std, n = expected_avg(trainer, setting, acc_of)
+        assert row["avg"]["mean"] == pytest.approx(mean, abs=1e-9)
+        assert row["avg"]["std"] == pytest.approx(std, abs=1e-9)
+        assert row["avg"]["n"] == n
+        assert row["avg_partial"] == (setting == "C")
+        vmean, vstd, _ = expected_avg(trainer, setting, val_acc) if setting != "C" else (None, None, None)
+        if vmean is not None:
+            assert row["val"]["mean"] == pytest.approx(vmean, abs=1e-9)
+        for ood_set in OOD_SETS:
+            for score in ("energy", "mcm"):
+                for metric in ("auroc", "fpr95"):
+                    fn = (lambda t, st, d, s, o=ood_set, sc=score, m=metric: ood_metric(t, st, d, s, o, sc, m))
+                    mean, std, n = expected_avg(trainer, setting, fn)
+                    stat = row["open_set"][ood_set][score][metric]
+                    assert stat["mean"] == pytest.approx(mean, abs=1e-9)
+                    assert stat["std"] == pytest.approx(std, abs=1e-9)
+                    assert stat["n"] == n and stat["partial"] == (setting == "C")
+
+
+def test_collect_hand_checked_numbers(sweep):
+    rows = collect(sweep["root"])
+    a = find_row(rows, "CRoFT", "A")
+    # sketch: 80 + 8.1 -/+ 1 -> 87.1, 89.1
+    assert (a["per_domain"]["sketch"]["mean"], a["per_domain"]["sketch"]["std"]) == pytest.approx((88.1, 1.0))
+    # seed 1: (87.1 + 90.96 + 80.7 + 82.8) / 4 = 85.39; seed 2: (89.1 + 93.96 + 84.7 + 87.8) / 4 = 88.89
+    assert (a["avg"]["mean"], a["avg"]["std"]) == pytest.approx((87.14, 1.75))
+    assert a["hparams_str"] == "λ1=15 λ2=10 gen_step=0 ratio=0.2 ratio_text=0.5"
+    c = find_row(rows, "CRoFT", "C")
+    # partial setting: sketch only seed 1 (81 + 8.1 - 1), average over seed 1 only
+    assert c["per_domain"]["sketch"]["mean"] == pytest.approx(88.1)
+    assert c["per_domain"]["sketch"]["n"] == 1 and c["per_domain"]["sketch"]["partial"]
+    assert c["avg"]["n"] == 1 and c["avg"]["std"] == 0.0 and c["avg_partial"]
+    assert c["avg"]["mean"] == pytest.approx((88.1 + 91.96 + 81.7 + 83.8) / 4)
+
+
+def test_collect_reports_incomplete_and_malformed(sweep):
+    rows = collect(sweep["root"])
+    assert rows.incomplete == [sweep["incomplete"]]
+    bad = dict(rows.malformed)
+    assert set(bad) == {sweep["bad"], sweep["nokey"]}
+    assert "invalid JSON" in bad[sweep["bad"]]
+    assert "seed" in bad[sweep["nokey"]]
+    # no row averages anything from the incomplete or malformed folders
+    for row in rows:
+        assert all("broken" not in p and "nokey" not in p and "_1000" not in p for p in row["run_paths"])
+    text = format_table(rows, "md")
+    assert sweep["incomplete"] in text and sweep["bad"] in text
+    assert text.index("Incomplete runs") > text.index("| Method")
+
+
+def test_select_val_uses_validation_not_test(sweep):
+    rows = collect(sweep["root"], select="val")
+    assert len(rows) == 2
+    croft = [r for r in rows if r["trainer"] == "CRoFT"]
+    coop = [r for r in rows if r["trainer"] == "CoOp"]
+    # CRoFT: B has the better test accuracy, A the better val accuracy -> A
+    assert len(croft) == 1 and croft[0]["hparams"] == SETTINGS["A"]
+    assert find_row(collect(sweep["root"]), "CRoFT", "B")["avg"]["mean"] > croft[0]["avg"]["mean"]
+    assert len(coop) == 1 and coop[0]["hparams"] == SETTINGS["B"]
+    assert "best mean closed_set.val_accuracy" in format_table(rows, "md")
+
+
+def test_formats_render(sweep):
+    rows = collect(sweep["root"])
+    md = format_table(rows, "md")
+    header = next(line for line in md.splitlines() if line.startswith("| Method"))
+    assert header.startswith("| Method | hparams | n_seeds | art_painting | cartoon | photo | sketch | Avg | ")
+    assert "88.10 ± 1.00" in md and "87.14 ± 1.75" in md
+    assert "DTD energy AUROC" in md and "Food101 mcm FPR95" in md
+    assert "ddof=0" in md
+    line_c = next(line for line in md.splitlines() if "λ2=100" in line)
+    assert "88.10 ± 0.00†" in line_c and "86.39 ± 0.00*" in line_c
+
+    text = format_table(rows, "csv")
+    table = text.split("\n\n")[0]
+    parsed = list(csv.DictReader(io.StringIO(table)))
+    assert len(parsed) == 5
+    a = next(r for r in parsed if r["Method"] == "CRoFT" and r["hparams"].startswith("λ1=15 λ2=10 "))
+    assert a["sketch"] == "88.10 ± 1.00" and a["Avg"] == "87.14 ± 1.75" and a["Dataset"] == "PACS"
+    assert a["n_seeds"] == "2" and a["Shots"] == "16"
+    assert "incomplete," + sweep["incomplete"] in text
+
+    tex = format_table(rows, "latex")
+    assert "\\begin{tabular}" in tex and "\\end{tabular}" in tex
+    assert "88.10 $\\pm$ 1.00" in tex and "$\\lambda_{1}$=15" in tex
+    assert "art\\_painting" in tex and "±" not in tex
+    assert "% Incomplete runs" in tex
+
+    only_energy = format_table(rows, "md", scores=["energy"])
+    assert "DTD energy AUROC" in only_energy and "mcm" not in only_energy
+
+
+def test_setup1_variants_are_columns(tmp_path):
+    variants = {"imagenet_v2": 60.0, "imagenet_sketch": 45.0, "imagenet_a": 50.0, "imagenet_r": 75.0}
+    for seed in (1, 2, 3):
+        per_domain = {k: v + seed for k, v in variants.items()}
+        write_results_json(str(tmp_path / f"seed{seed}"), {
+            "trainer": "CRoFT", "dataset": "ImageNet46", "backbone": "ViT-B/16", "pretrained": "openai",
+            "seed": seed, "shots": 16, "hparams": {"lambda1": 5.0, "lambda2": 5},
+            "source_domains": [], "target_domains": [],
+            "closed_set": {"val_accuracy": 70.0, "test_accuracy": 71.0, "per_domain": per_domain},
+            "open_set": {"iNaturalist": {"energy": {"auroc": 90.0 + seed, "fpr95": 40.0}}}})
+    rows = collect(str(tmp_path))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["domains"] == sorted(variants) and row["protocol"] == "standard"
+    assert row["hparams_str"] == "λ1=5 λ2=5"
+    for k, v in variants.items():
+        assert row["per_domain"][k]["mean"] == pytest.approx(v + 2)
+        assert row["per_domain"][k]["std"] == pytest.approx(statistics.pstdev([1, 2, 3]))
+    assert row["avg"]["mean"] == pytest.approx(statistics.mean(variants.values()) + 2)
+    assert row["open_set"]["iNaturalist"]["energy"]["auroc"]["mean"] == pytest.approx(92.0)
+    md = format_table(rows, "md")
+    assert "imagenet_sketch" in md and "ImageNet46" in md and "62.00 ± 0.82" in md
+
+
+def test_duplicates_and_bad_values_are_reported(tmp_path):
+    r = make_results("CRoFT", "A", "sketch", 1)
+    write_results_json(str(tmp_path / "a"), r)
+    write_results_json(str(tmp_path / "b"), dict(r, closed_set=dict(r["closed_set"], test_accuracy=0.0)))
+    bad = dict(r, seed=2, closed_set={"val_accuracy": None, "test_accuracy": "n/a"})
+    write_results_json(str(tmp_path / "c"), bad)
+    write_results_json(str(tmp_path / "d"), dict(r, seed=3, closed_set={"test_accuracy": 50.0, "per_domain": [1]}))
+    rows = collect(str(tmp_path))
+    assert len(rows) == 1
+    assert rows[0]["per_domain"]["sketch"]["mean"] == pytest.approx(r["closed_set"]["test_accuracy"])
+    assert any("duplicate" in w and os.path.join(str(tmp_path), "b") in w for w in rows.warnings)
+    assert any("test_accuracy" in w for w in rows.warnings)
+    assert [p for p, _ in rows.malformed] == [os.path.join(str(tmp_path), "d", "results.json")]
+    assert "Warnings" in format_table(rows, "md")
+
+
+def test_format_hparams():
+    assert format_hparams({"ratio": 0.2, "lambda2": 10.0, "lambda1": 15}) == "λ1=15 λ2=10 ratio=0.2"
+    assert format_hparams({}) == ""
+    assert format_hparams({"lambda1": 1, "ratio_text": 0.5}, latex=True) == "$\\lambda_{1}$=1 ratio\\_text=0.5"
+
+
+def test_empty_root_and_unknown_format(tmp_path):
+    rows = collect(str(tmp_path))
+    assert list(rows) == []
+    assert "No finished runs" in format_table(rows, "md")
+    with pytest.raises(ValueError, match="unknown format"):
+        format_table(rows, "xlsx")
+    with pytest.raises(FileNotFoundError):
+        collect(str(tmp_path / "missing"))
+
+
+# ---------------------------------------------------------------------------------------------
+# io
+
+def test_write_results_json_atomic(tmp_path):
+    out = str(tmp_path / "run")
+    r = make_results("CRoFT", "A", "sketch", 1)
+    path = write_results_json(out, r)
+    assert os.listdir(out) == ["results.json"]
+    before = open(path, "rb").read()
+    assert read_results_json(path) == r and read_results_json(out) == r
+
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        write_results_json(out, dict(r, timing={"bad": object()}))
+    assert open(path, "rb").read() == before
+    assert os.listdir(out) == ["results.json"]
+
+    with pytest.raises(ValueError, match="'closed_set'"):
+        write_results_json(out, {k: v for k, v in r.items() if k != "closed_set"})
+    assert open(path, "rb").read() == before
+
+    # numpy scalars and arrays are converted
+    write_results_json(out, dict(r, best_epoch=np.int64(3), extra=np.arange(2), acc=np.float32(0.5)))
+    back = read_results_json(path)
+    assert back["best_epoch"] == 3 and back["extra"] == [0, 1] and back["acc"] == 0.5
+    assert os.listdir(out) == ["results.json"]
+
+
+@pytest.mark.parametrize("content, key", [
+    ({"dataset": "PACS", "seed": 1, "closed_set": {}}, "trainer"),
+    ({"trainer": "CRoFT", "seed": 1, "closed_set": {}}, "dataset"),
+    ({"trainer": "CRoFT", "dataset": "PACS", "closed_set": {}}, "seed"),
+    ({"trainer": "CRoFT", "dataset": "PACS", "seed": 1}, "closed_set"),
+])
+def test_read_results_json_names_file_and_key(tmp_path, content, key):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError) as e:
+        read_results_json(str(path))
+    assert str(path) in str(e.value) and f"'{key}'" in str(e.value)
+
+
+def test_read_results_json_bad_json_and_types(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        read_results_json(str(path))
+    path.write_text("{nope")
+    with pytest.raises(ValueError, match="invalid JSON"):
+        read_results_json(str(path))
+    path.write_text(json.dumps({"trainer": "CRoFT", "dataset": "PACS", "seed": "one", "closed_set": {}}))
+    with pytest.raises(ValueError, match="'seed' must be an integer"):
+        read_results_json(str(path))
+
+
+def fake_scores(shift=0.0):
+    rng = np.random.default_rng(0)
+    return {
+        "energy/id": rng.normal(10 + shift, 1, 300), "energy/val": rng.normal(10.5, 1, 200),
+        "energy/shift/sketch": rng.normal(9, 1.2, 250),
+        "energy/ood/DTD": rng.normal(7, 1, 200), "energy/ood/Food101": rng.normal(8, 1.5, 200),
+        "mcm/id": rng.uniform(0.5, 1, 300), "mcm/ood/DTD": rng.uniform(0, 0.7, 200),
+    }
+
+
+def test_save_and_load_scores(tmp_path):
+    scores = fake_scores()
+    path = save_scores(str(tmp_path), scores)
+    assert os.listdir(tmp_path) == ["scores.npz"] and path.endswith("scores.npz")
+    back = load_scores(path)
+    assert set(back) == set(scores)
+    for k in scores:
+        np.testing.assert_array_equal(back[k], scores[k])
+    assert set(load_scores(str(tmp_path))) == set(scores)
+
+
+# ---------------------------------------------------------------------------------------------
+# plots and CLIs
+
+def assert_png(path, min_size=10_000):
+    assert os.path.isfile(path)
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    assert os.path.getsize(path) > min_size
+
+
+def test_plot_run_and_missing_keys(tmp_path):
+    out = str(tmp_path / "plots" / "run.png")
+    assert plot_run(fake_scores(), out, title="CRoFT PACS sketch") == out
+    assert_png(out)
+    partial = {"energy/id": np.arange(10.0)}  # no OOD sets: the ROC panel says so
+    plot_run(partial, str(tmp_path / "partial.png"))
+    assert_png(str(tmp_path / "partial.png"), min_size=5_000)
+    plot_run({}, str(tmp_path / "empty.png"))
+    assert_png(str(tmp_path / "empty.png"), min_size=2_000)
+
+
+def test_plot_runs_and_cli(tmp_path):
+    dirs = []
+    for i, shift in enumerate([0.0, 1.5]):
+        d = str(tmp_path / f"run{i}")
+        save_scores(d, fake_scores(shift))
+        write_results_json(d, make_results("CRoFT", "A", DOMAINS[i], 1))
+        dirs.append(d)
+    out = str(tmp_path / "runs.png")
+    plot_runs(dirs, out)
+    assert_png(out)
+    with pytest.raises(FileNotFoundError, match="nothere"):
+        plot_runs([dirs[0], str(tmp_path / "nothere")], str(tmp_path / "x.png"))
+
+    cli_out = str(tmp_path / "cli.png")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "plot_energy.py"), *dirs, "--output", cli_out],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert_png(cli_out)
+    empty = str(tmp_path / "norun")
+    os.makedirs(empty)
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "plot_energy.py"), dirs[0], empty,
+                           "--output", str(tmp_path / "y.png")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and empty in proc.stderr and "scores.npz" in proc.stderr
+    assert not os.path.exists(str(tmp_path / "y.png"))
+
+
+def test_collect_results_cli(sweep, tmp_path):
+    out = str(tmp_path / "table.csv")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "collect_results.py"), sweep["root"],
+                           "--format", "csv", "--select", "val", "--output", out],
+                          capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert sweep["bad"] in proc.stderr  # malformed files are reported on stderr too
+    table = open(out, encoding="utf-8").read().split("\n\n")[0]
+    parsed = list(csv.DictReader(io.StringIO(table)))
+    assert sorted((r["Method"], r["hparams"].split()[1]) for r in parsed) == [("CRoFT", "λ2=10"), ("CoOp", "λ2=1")]
+    assert next(r for r in parsed if r["Method"] == "CRoFT")["sketch"] == "88.10 ± 1.00"

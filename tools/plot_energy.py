@@ -1,0 +1,40 @@
+#!/usr/bin/env python
+"""Energy histograms and energy ROC curves of one or more runs, one row per run.
+
+    python tools/plot_energy.py RUN_DIR [RUN_DIR ...] --output FILE.png
+
+Reads each run's ``scores.npz`` (written by the final evaluation).
+"""
+import argparse
+import os
+import sys
+
+try:
+    import croft.results.io  # noqa: F401
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from croft.results.io import SCORES_FILE  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders holding scores.npz")
+    parser.add_argument("--output", "-o", required=True, help="PNG file to write")
+    args = parser.parse_args(argv)
+
+    missing = [d for d in args.run_dirs if not os.path.isfile(os.path.join(d, SCORES_FILE))]
+    if missing:
+        for d in missing:
+            why = "is not a folder" if not os.path.isdir(d) else f"has no {SCORES_FILE}"
+            print(f"error: run folder {d} {why} (was the run evaluated to the end?)", file=sys.stderr)
+        return 2
+    from croft.results.plots import plot_runs  # matplotlib / scikit-learn: only once the inputs are checked
+
+    plot_runs(args.run_dirs, args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
