@@ -86,8 +86,8 @@ def test_eval_only_reloads_the_best_checkpoint(synthetic_root, tmp_path):
 
 def test_non_finite_loss_names_epoch_batch_and_term(synthetic_root, tmp_path, monkeypatch):
     trainer = build(croft_args(synthetic_root, tmp_path / "nan", "TRAINER.CRoFT.gen_step", "0"))
-    monkeypatch.setattr(trainer, "encode_images", lambda images: torch.full(
-        (images.shape[0], trainer.feat_dim), float("nan")))
+    monkeypatch.setattr(trainer, "batch_image_features", lambda batch: torch.full(
+        (len(batch["label"]), trainer.feat_dim), float("nan")))
     with pytest.raises(NonFiniteLossError, match=r"epoch 1/2, batch 1/\d+: loss term 'cross-entropy'"):
         trainer.train()
     assert not os.path.exists(tmp_path / "nan" / "results.json")

@@ -42,8 +42,7 @@ def run_inference(trainer, loader, desc):
     logits, features, labels = [], [], []
     text = None
     for batch in tqdm(loader, desc=f"eval {desc}", leave=False, dynamic_ncols=True):
-        images, y = trainer.parse_batch_test(batch)
-        out = trainer.model_inference(images)
+        out, y = trainer.infer_batch(batch)
         logits.append(out.logits.float().cpu())
         features.append(out.image_features.float().cpu())
         labels.append(y.cpu())

@@ -155,6 +155,11 @@ class TrainerBase:
     def model_inference(self, images) -> InferenceOutput:
         raise NotImplementedError
 
+    def infer_batch(self, batch):
+        """``(InferenceOutput, labels)`` of an evaluation batch (a hook for feature-based batches)."""
+        images, labels = self.parse_batch_test(batch)
+        return self.model_inference(images), labels
+
     def hparams(self):
         """Method hyper-parameters recorded in results.json."""
         return {}

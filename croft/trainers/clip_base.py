@@ -3,7 +3,7 @@ import torch
 
 from ..clip.backbone import feature_dim, load_clip, logit_scale
 from ..clip.text import text_features
-from ..engine.trainer import TrainerBase
+from ..engine.trainer import InferenceOutput, TrainerBase
 
 
 class FrozenCLIPTrainer(TrainerBase):
@@ -30,6 +30,23 @@ class FrozenCLIPTrainer(TrainerBase):
         if self.device.type != "cuda" or mode == "fp32":
             return torch.autocast(device_type=self.device.type, enabled=False)
         return torch.autocast(device_type="cuda", dtype=torch.float16 if mode == "fp16" else torch.bfloat16)
+
+    def batch_image_features(self, batch):
+        """Raw frozen image features of a batch: precomputed (``batch["feat"]``) or encoded now."""
+        if "feat" in batch:
+            return batch["feat"].to(self.device, non_blocking=True).float()
+        return self.encode_images(batch["img"].to(self.device, non_blocking=True))
+
+    def inference_from_features(self, features) -> InferenceOutput:
+        raise NotImplementedError
+
+    def model_inference(self, images):
+        return self.inference_from_features(self.encode_images(images))
+
+    def infer_batch(self, batch):
+        labels = batch["label"].to(self.device, non_blocking=True)
+        with torch.no_grad():
+            return self.inference_from_features(self.batch_image_features(batch)), labels
 
     @torch.no_grad()
     def encode_images(self, images):

@@ -39,8 +39,8 @@ class CRoFT(FrozenCLIPTrainer):
         self.model_backward_and_update(loss, retain_graph=True)
 
     def forward_backward(self, batch):
-        images, labels = self.parse_batch_train(batch)
-        x_raw = self.encode_images(images)
+        labels = batch["label"].to(self.device, non_blocking=True)
+        x_raw = self.batch_image_features(batch)
         return croft_batch_update(x_raw, self.text_raw, labels, self.adapter, self.generator, self.logit_scale,
                                   self.hp, self.backward_and_update)
 
@@ -52,9 +52,9 @@ class CRoFT(FrozenCLIPTrainer):
                 cfg.EVAL_RATIO_TEXT if cfg.EVAL_RATIO_TEXT >= 0 else cfg.ratio_text)
 
     @torch.no_grad()
-    def model_inference(self, images):
+    def inference_from_features(self, features):
         ratio, ratio_text = self.inference_ratios()
-        out = croft_forward(self.encode_images(images), self.text_raw, self.adapter, self.logit_scale,
+        out = croft_forward(features, self.text_raw, self.adapter, self.logit_scale,
                             ratio, ratio_text)
         return InferenceOutput(out.logits, out.img, out.txt)
 

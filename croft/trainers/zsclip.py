@@ -12,8 +12,8 @@ class ZeroshotCLIP(FrozenCLIPTrainer):
         self.load_backbone()
         self.text = l2norm(self.class_text_features())
 
-    def model_inference(self, images):
-        img = l2norm(self.encode_images(images))
+    def inference_from_features(self, features):
+        img = l2norm(features)
         return InferenceOutput(self.logit_scale * img @ self.text.t(), img, self.text)
 
     def hparams(self):
