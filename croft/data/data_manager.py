@@ -40,7 +40,7 @@ class DataManager:
                 DatumDataset(dataset.train_x, self.train_transform), batch_size=batch, shuffle=True,
                 # drop_last only when the set holds at least one full batch (spec §2.2).
                 drop_last=len(dataset.train_x) >= batch, num_workers=cfg.DATALOADER.NUM_WORKERS,
-                pin_memory=self.pin_memory)
+                pin_memory=self.pin_memory, persistent_workers=cfg.DATALOADER.NUM_WORKERS > 0)
         else:
             self.train_loader_x = None
         self.val_loader = self.eval_loader(dataset.val) if dataset.val else None
