@@ -47,6 +47,8 @@ _C.DATASET.PROMPT_ENSEMBLE = False
 # Open-set (semantic-shift) evaluation sets, by registered dataset name, e.g. ["DTD", "Food101"].
 _C.DATASET.OOD_SETS = []
 _C.DATASET.OOD_PER_CLASS = 100
+# Folder holding dtd/, food-101/, caltech-101/ ("" = DATASET.ROOT; DomainFolder: its parent).
+_C.DATASET.OOD_ROOT = ""
 # Which explicit class-exclusion list applies to the open-set sets ("" = the dataset's own).
 _C.DATASET.OOD_EXCLUDE = ""
 

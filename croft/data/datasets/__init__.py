@@ -1,5 +1,6 @@
 """Dataset readers. Importing this package registers every dataset."""
 from .base import DATASET_REGISTRY, DatasetBase
+from . import domain_folder, openset  # noqa: F401  (registers DomainFolder, PACS, VLCS)
 
 
 def build_dataset(cfg):

@@ -1,0 +1,300 @@
+"""Multi-domain, leave-one-domain-out datasets: ``DomainFolder`` (any folder), ``PACS``, ``VLCS``.
+
+Dataset folder: ``DATASET.ROOT/<DATASET_DIR>`` (``PACS``, ``VLCS``) or ``DATASET.ROOT`` itself
+(``DomainFolder``), holding either
+
+- ``images/<domain>/<class>/<image>`` (or ``<domain>/<class>/<image>``) plus the split files
+  ``test_on_<domain>.json`` (spec §3.3, written by ``tools/prepare_splits.py``), or
+- only the image folders: the split is then built in memory with
+  :func:`croft.data.splits.make_domain_splits` and its defaults (val fraction 0.2, seed 1), i.e.
+  exactly the file ``tools/prepare_splits.py`` would write.
+
+The held-out domain comes from ``TEST_ENV`` (``test_on_<domain>.json``) or from
+``DATASET.TARGET_DOMAINS`` (one name); domain names match case-insensitively (VLCS folders are
+upper case), and a ``Datum``'s domain index comes from the domain folder in its path (the
+reference's case-sensitive substring test gave every VLCS image domain 3, spec §7.16).
+
+Sets: ``train_x = SAMPLERS[DATASET.FEWSHOT_SAMPLER](train, NUM_SHOTS)``, then
+``val = sample_class_balanced(val, VAL_SHOTS if VAL_SHOTS > 0 else NUM_SHOTS)``, ``test`` = the
+whole held-out domain, ``test_sets = {held-out domain: test}``, and ``ood`` = the open-set sets
+named in ``DATASET.OOD_SETS`` (``croft.data.datasets.openset``). Sampling draws from Python's
+``random``, which the engine seeds from ``SEED`` before building the dataset.
+"""
+import glob
+import logging
+import os
+import random
+
+from ..datum import Datum
+from ..fewshot import SAMPLERS, sample_class_balanced
+from ..splits import (
+    DEFAULT_SEED, DEFAULT_VAL_FRACTION, DatasetError, SPLIT_KEYS, classnames_from_split, image_dir_of,
+    make_domain_splits, read_split_json, split_file_name, visible_entries,
+)
+from .base import DATASET_REGISTRY, DatasetBase
+from .openset import canonical_ood_name, load_ood_set
+
+logger = logging.getLogger(__name__)
+
+README_HINT = "see datasets/README.md"
+
+
+def check_dataset_root(cfg):
+    """``DATASET.ROOT`` as an existing folder, or an error that says what is wrong."""
+    root = cfg.DATASET.ROOT
+    if not root:
+        raise DatasetError(
+            f"DATASET.ROOT is not set: pass --root or set DATASET.ROOT to the data folder ({README_HINT})"
+        )
+    root = os.path.expanduser(root)
+    if not os.path.exists(root):
+        raise FileNotFoundError(f"DATASET.ROOT not found: {root} ({README_HINT})")
+    if not os.path.isdir(root):
+        raise NotADirectoryError(f"DATASET.ROOT is not a directory: {root}")
+    return root
+
+
+@DATASET_REGISTRY.register("DomainFolder")
+class DomainFolder(DatasetBase):
+    """A leave-one-domain-out dataset from any ``<domain>/<class>/<image>`` folder tree.
+
+    Subclasses set ``DATASET_DIR`` (sub-folder of ``DATASET.ROOT``), ``DOMAINS`` (canonical
+    lower-case names in domain-index order), ``DOMAIN_ALIASES`` (other folder names of a domain)
+    and ``OOD_EXCLUDE`` (the default open-set exclusion list). Without ``DOMAINS`` the domains
+    are the sorted domain folders, in lower case.
+    """
+
+    NAME = "DomainFolder"
+    DATASET_DIR = ""
+    DOMAINS = ()
+    DOMAIN_ALIASES = {}
+    OOD_EXCLUDE = "none"
+
+    def __init__(self, cfg):
+        root = check_dataset_root(cfg)
+        dataset_dir = os.path.join(root, self.DATASET_DIR) if self.DATASET_DIR else root
+        self.dataset_dir = dataset_dir
+        if not os.path.isdir(dataset_dir):
+            raise FileNotFoundError(
+                f"{self.NAME}: dataset folder not found: {dataset_dir}. Looked for "
+                f"{dataset_dir}/images/<domain>/<class>/<image> (with {dataset_dir}/test_on_<domain>.json) "
+                f"and {dataset_dir}/<domain>/<class>/<image> ({README_HINT})"
+            )
+        image_dir = image_dir_of(dataset_dir)
+        folders = self._domain_folders(image_dir)  # canonical name -> folder name
+        self.domains = list(self.DOMAINS) or sorted(folders)
+        if not self.domains:
+            raise DatasetError(
+                f"{self.NAME}: no domain folders in {image_dir}: expected {image_dir}/<domain>/<class>/<image> "
+                f"({README_HINT})"
+            )
+        held_out, test_env = self._held_out_domain(cfg)
+
+        json_path = os.path.join(dataset_dir, test_env or split_file_name(held_out))
+        if os.path.isfile(json_path):
+            split = read_split_json(json_path)
+            source = json_path
+        elif folders:
+            split, source = self._split_from_folders(dataset_dir, image_dir, folders, held_out)
+        else:
+            found = sorted(os.path.basename(p) for p in glob.glob(os.path.join(dataset_dir, "test_on_*.json")))
+            raise FileNotFoundError(
+                f"{self.NAME}: split file not found: {json_path} (split files in {dataset_dir}: "
+                f"{found or 'none'}), and there are no image folders {image_dir}/<domain>/<class>/ to build "
+                f"the split from; run tools/prepare_splits.py ({README_HINT})"
+            )
+        self.split_source = source
+
+        classnames = classnames_from_split(split, source)
+        index = {d: i for i, d in enumerate(self.domains)}
+        data = {}
+        for key in SPLIT_KEYS:
+            data[key] = [self._datum(image_dir, entry, index, source, key, i) for i, entry in enumerate(split[key])]
+        self._check_images(data, source)
+
+        seen_domains = {d.domainname for d in data["train"] + data["val"]}
+        sources = [d for d in self.domains if d != held_out and d in seen_domains]
+        if cfg.DATASET.SOURCE_DOMAINS:
+            chosen = [self._canonical(d) for d in cfg.DATASET.SOURCE_DOMAINS]
+            bad = [d for d in chosen if d not in sources]
+            if bad:
+                raise DatasetError(
+                    f"{self.NAME}: DATASET.SOURCE_DOMAINS {list(cfg.DATASET.SOURCE_DOMAINS)}: {bad} are not "
+                    f"source domains; choose from {sources} (held-out domain: {held_out})"
+                )
+            sources = [d for d in self.domains if d in chosen]
+            data["train"] = [d for d in data["train"] if d.domainname in sources]
+            data["val"] = [d for d in data["val"] if d.domainname in sources]
+
+        sampler_name = cfg.DATASET.FEWSHOT_SAMPLER
+        if sampler_name not in SAMPLERS:
+            raise DatasetError(f"unknown DATASET.FEWSHOT_SAMPLER '{sampler_name}'; expected one of {sorted(SAMPLERS)}")
+        shots = cfg.DATASET.NUM_SHOTS
+        train_x = SAMPLERS[sampler_name](data["train"], shots)
+        val_shots = cfg.DATASET.VAL_SHOTS if cfg.DATASET.VAL_SHOTS > 0 else shots
+        val = sample_class_balanced(data["val"], val_shots)
+        test = data["test"]
+
+        # The label -> text-feature alignment needs every class in train_x (spec §7.18).
+        present = {d.label for d in train_x}
+        missing = [f"{label} ({name})" for label, name in enumerate(classnames) if label not in present]
+        if missing:
+            raise DatasetError(
+                f"{self.NAME}: the training set (DATASET.FEWSHOT_SAMPLER {sampler_name}, NUM_SHOTS {shots}, "
+                f"from {source}) has no image of class(es) {', '.join(missing)}; every label 0..{len(classnames) - 1} "
+                "must appear in train_x"
+            )
+
+        ood = self._load_ood(cfg, root)
+        super().__init__(
+            train_x, val, test, classnames, ood=ood, test_sets={held_out: test},
+            source_domains=sources, target_domains=[held_out],
+        )
+
+    # ------------------------------------------------------------------ domains
+
+    def _canonical(self, name):
+        low = name.lower()
+        return self.DOMAIN_ALIASES.get(low, low)
+
+    def _domain_folders(self, image_dir):
+        """``{canonical domain: folder}`` of the folder layout, ``{}`` when there is none."""
+        out = {}
+        for name in visible_entries(image_dir):
+            path = os.path.join(image_dir, name)
+            if os.path.isdir(path) and any(os.path.isdir(os.path.join(path, c)) for c in visible_entries(path)):
+                out.setdefault(self._canonical(name), name)
+        return out
+
+    def _known(self):
+        return f"known {self.NAME} domains: {self.domains}"
+
+    def _held_out_domain(self, cfg):
+        """The held-out domain (canonical) and the TEST_ENV file name ("" when not given)."""
+        test_env = cfg.TEST_ENV
+        from_env = None
+        if test_env:
+            stem = os.path.basename(test_env)
+            if stem.endswith(".json"):
+                stem = stem[:-5]
+            else:
+                test_env = test_env + ".json"
+            if not stem.startswith("test_on_") or stem == "test_on_":
+                raise DatasetError(
+                    f"{self.NAME}: TEST_ENV '{cfg.TEST_ENV}' should name a split file test_on_<domain>.json "
+                    f"({self._known()})"
+                )
+            from_env = self._canonical(stem[len("test_on_"):])
+        targets = list(cfg.DATASET.TARGET_DOMAINS)
+        if len(targets) > 1:
+            raise DatasetError(
+                f"{self.NAME}: DATASET.TARGET_DOMAINS must name one held-out domain (leave-one-domain-out), "
+                f"got {targets}"
+            )
+        from_targets = self._canonical(targets[0]) if targets else None
+        if from_env is None and from_targets is None:
+            raise DatasetError(
+                f"{self.NAME}: no held-out domain: set TEST_ENV (e.g. test_on_{self.domains[-1]}.json) or "
+                f"DATASET.TARGET_DOMAINS (one of {self.domains})"
+            )
+        if from_env is not None and from_targets is not None and from_env != from_targets:
+            raise DatasetError(
+                f"{self.NAME}: TEST_ENV '{cfg.TEST_ENV}' holds out '{from_env}' but DATASET.TARGET_DOMAINS "
+                f"is {targets}; set one of them, or make them agree"
+            )
+        held_out = from_env if from_env is not None else from_targets
+        if held_out not in self.domains:
+            given = f"TEST_ENV '{cfg.TEST_ENV}'" if from_env is not None else f"DATASET.TARGET_DOMAINS {targets}"
+            raise DatasetError(f"{self.NAME}: unknown held-out domain '{held_out}' (from {given}); {self._known()}")
+        return held_out, test_env
+
+    def _split_from_folders(self, dataset_dir, image_dir, folders, held_out):
+        unknown = sorted(folders[d] for d in folders if d not in self.domains)
+        if unknown:
+            raise DatasetError(
+                f"{self.NAME}: unexpected domain folder(s) {unknown} in {image_dir}; {self._known()}"
+            )
+        if held_out not in folders:
+            raise FileNotFoundError(
+                f"{self.NAME}: no folder for the held-out domain '{held_out}' in {image_dir} "
+                f"(found {sorted(folders.values())}) and no split file "
+                f"{os.path.join(dataset_dir, split_file_name(held_out))}"
+            )
+        logger.info("%s: no split file for '%s'; building the split from %s", self.NAME, held_out, image_dir)
+        splits = make_domain_splits(dataset_dir, DEFAULT_VAL_FRACTION, DEFAULT_SEED)
+        return splits[folders[held_out]], f"folder layout {image_dir}"
+
+    def _domain_of(self, relpath, index, source, key, i):
+        for part in relpath.replace("\\", "/").split("/"):
+            name = self._canonical(part)
+            if name in index:
+                return name
+        raise DatasetError(
+            f"{source}: entry {i} of '{key}' ({relpath}) is not in a domain folder; expected "
+            f"<domain>/<class>/<image> with a domain from {self.domains}"
+        )
+
+    def _datum(self, image_dir, entry, index, source, key, i):
+        relpath, label, classname = entry
+        domain = self._domain_of(relpath, index, source, key, i)
+        return Datum(os.path.join(image_dir, relpath), label, index[domain], classname, domain)
+
+    @staticmethod
+    def _check_images(data, source):
+        for key in SPLIT_KEYS:
+            missing = [(i, d.impath) for i, d in enumerate(data[key]) if not os.path.isfile(d.impath)]
+            if missing:
+                total = sum(len(v) for v in data.values())
+                i, path = missing[0]
+                raise FileNotFoundError(
+                    f"image not found: {path} (listed in {source}, entry {i} of '{key}'); {len(missing)} of the "
+                    f"{len(data[key])} '{key}' images are missing ({total} images listed in all). "
+                    f"Is DATASET.ROOT right? ({README_HINT})"
+                )
+
+    # ------------------------------------------------------------------ open-set sets
+
+    def default_ood_root(self, root):
+        """Where ``dtd/``, ``food-101/``, ``caltech-101/`` live: ``DATASET.ROOT`` for PACS/VLCS, the
+        parent folder of ``DATASET.ROOT`` for DomainFolder (whose ROOT is the dataset itself)."""
+        if self.DATASET_DIR:
+            return root
+        return os.path.dirname(os.path.abspath(root))
+
+    def _load_ood(self, cfg, root):
+        names = list(cfg.DATASET.OOD_SETS)
+        if not names:
+            return {}
+        ood_root = cfg.DATASET.get("OOD_ROOT", "") or self.default_ood_root(root)
+        exclude = cfg.DATASET.OOD_EXCLUDE or self.OOD_EXCLUDE
+        ood = {}
+        for name in names:
+            ood[canonical_ood_name(name)] = load_ood_set(
+                name, ood_root, exclude, cfg.DATASET.OOD_PER_CLASS, cfg.TEST.OOD_PROTOCOL, random,
+            )
+        return ood
+
+
+@DATASET_REGISTRY.register("PACS")
+class PACS(DomainFolder):
+    """PACS (Li et al., ICCV 2017): 7 classes in 4 domains; domain indices as in the reference."""
+
+    NAME = "PACS"
+    DATASET_DIR = "PACS"
+    DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
+    OOD_EXCLUDE = "PACS"
+
+
+@DATASET_REGISTRY.register("VLCS")
+class VLCS(DomainFolder):
+    """VLCS (Fang et al., ICCV 2013): 5 classes in 4 domains.
+
+    Domain indices follow the reference's order (caltech 0, pascal 1, labelme 2, sun 3).
+    DomainBed's folder names (Caltech101, LabelMe, SUN09, VOC2007) are accepted as aliases.
+    """
+
+    NAME = "VLCS"
+    DATASET_DIR = "VLCS"
+    DOMAINS = ("caltech", "pascal", "labelme", "sun")
+    DOMAIN_ALIASES = {"caltech101": "caltech", "voc2007": "pascal", "sun09": "sun"}
+    OOD_EXCLUDE = "VLCS"

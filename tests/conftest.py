@@ -1,0 +1,30 @@
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hf_hub_offline():
+    """No test may touch the network: open_clip and huggingface_hub must stay offline."""
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    yield
+    if previous is None:
+        os.environ.pop("HF_HUB_OFFLINE", None)
+    else:
+        os.environ["HF_HUB_OFFLINE"] = previous
+
+
+# ---------------------------------------------------------------- synthetic data (dataset layer)
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """A synthetic ``$DATA`` tree (PACS, VLCS, dtd, food-101, caltech-101), made once per session.
+
+    Treat it as read-only: tests that change files copy what they change first.
+    """
+    from croft.data.synthetic import make_synthetic_data
+
+    root = tmp_path_factory.mktemp("synthetic_data")
+    make_synthetic_data(str(root))
+    return str(root)
