@@ -97,6 +97,7 @@ def open_set_evaluation(trainer, id_out, val_out):
     id_scores = compute_scores(id_out, names, **kwargs)
     id_correct = id_out.correct.numpy()
     arrays = {f"{s}/id": v for s, v in id_scores.items()}
+    arrays["correct/id"] = id_correct
     results = {}
     for set_name, items in ood_sets.items():
         loader = trainer.dm.eval_loader(items, train_transform=reference)
