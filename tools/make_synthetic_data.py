@@ -3,7 +3,9 @@
 
     python tools/make_synthetic_data.py --root DIR [--seed N]
 
-writes DIR/PACS, DIR/VLCS, DIR/dtd, DIR/food-101 and DIR/caltech-101 (see croft/data/synthetic.py).
+writes DIR/PACS, DIR/VLCS, DIR/dtd, DIR/food-101, DIR/caltech-101 and an ImageNet tree (DIR/imagenet
+and its variants imagenetv2, imagenet-sketch, imagenet-adversarial, imagenet-rendition; see
+croft/data/synthetic.py).
 """
 import argparse
 import os
@@ -23,7 +25,8 @@ def main(argv=None):
     parser.add_argument("--root", required=True, help="output folder (created if missing)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--per-class-domain", type=int, default=6,
-                        help="PACS/VLCS images per (domain, class) (default 6)")
+                        help="PACS/VLCS images per (domain, class), ImageNet train/val images per class "
+                             "(default 6)")
     parser.add_argument("--ood-per-class", type=int, default=8, help="open-set images per class (default 8)")
     parser.add_argument("--image-size", type=int, default=64, help="image side in pixels (default 64)")
     args = parser.parse_args(argv)

@@ -7,6 +7,11 @@
     dtd/images/<class>/*.jpg             + dtd/split_zhou_DescribableTextures.json
     food-101/images/<class>/*.jpg        + food-101/split_zhou_Food101.json
     caltech-101/101_ObjectCategories/<folder>/*.jpg + caltech-101/split_zhou_Caltech101.json
+    imagenet/classnames.txt + imagenet/images/{train,val}/<wnid>/*.JPEG  (10 classes)
+    imagenetv2/imagenetv2-matched-frequency-format-val/<0..9>/*.jpg
+    imagenet-sketch/images/<wnid>/*.jpg
+    imagenet-adversarial/imagenet-a/<wnid>/*.jpg + README.txt   (7 of the 10 classes)
+    imagenet-rendition/imagenet-r/<wnid>/*.jpg + README.txt      (7 of the 10 classes)
 
 Design, so that a small model can learn the data and tests can check open-set detection:
 
@@ -22,11 +27,15 @@ Design, so that a small model can learn the data and tests can check open-set de
   (``dalmatian``, ``face`` in folder ``Faces``, ``electric_guitar``, ``elephant``, ``chair``,
   ``car_side``) and the three folders that the reference drops by accident (``airplanes``,
   ``Leopards``, ``Motorbikes``, renamed in the zhou split as in CoOp);
+- ImageNet: every class has its own shape and colour (``IMAGENET_OBJECTS``); train/val and V2
+  are "photo" renderings, Sketch the "sketch" style, A the cluttered "PASCAL" style and R the
+  "cartoon" style; A and R hold 7 of the 10 classes (different ones) and a ``README.txt``, as
+  the real downloads do;
 - every image comes from a NumPy generator seeded by (seed, dataset, domain, class, index) and is
   written as a baseline JPEG, so a rerun writes the same bytes.
 
 Each dataset has its own ``write_*`` function with the signature ``(root, seed, n, image_size)``;
-``WRITERS`` lists them in order, and a later ``write_imagenet`` can be appended there.
+``WRITERS`` lists them in order.
 A dataset folder written here carries a ``.croft_synthetic`` marker; rewriting replaces such a
 folder, and a folder without the marker is never touched (FileExistsError).
 """
@@ -478,6 +487,87 @@ def write_caltech101(root, seed=0, per_class=8, image_size=64):
     )
 
 
+# ImageNet: (wnid, class name) in classnames.txt order, and each class's (shape, RGB colour).
+IMAGENET_CLASSES = (
+    ("n01440764", "tench"),
+    ("n01530575", "brambling"),
+    ("n01641577", "American bullfrog"),
+    ("n02085620", "Chihuahua"),
+    ("n02123045", "tabby cat"),
+    ("n02504458", "African bush elephant"),
+    ("n02690373", "airliner"),
+    ("n03272010", "electric guitar"),
+    ("n03417042", "garbage truck"),
+    ("n07747607", "orange"),
+)
+IMAGENET_OBJECTS = {
+    "n01440764": ("circle", (240, 140, 20)),
+    "n01530575": ("square", (70, 95, 175)),
+    "n01641577": ("triangle", (235, 210, 30)),
+    "n02085620": ("figure8", (190, 25, 40)),
+    "n02123045": ("diamond", (40, 150, 60)),
+    "n02504458": ("house", (140, 60, 180)),
+    "n02690373": ("plus", (30, 185, 200)),
+    "n03272010": ("wide_rect", (250, 120, 190)),
+    "n03417042": ("ell", (120, 70, 30)),
+    "n07747607": ("star5", (20, 40, 120)),
+}
+# Indices (into IMAGENET_CLASSES) of the classes that ImageNet-A / -R hold (the real ones hold 200 of 1000).
+IMAGENET_A_CLASSES = (0, 2, 3, 4, 5, 7, 8)
+IMAGENET_R_CLASSES = (0, 1, 3, 4, 6, 7, 8)
+# variant folder (under root), class folder naming, style, classes
+IMAGENET_VARIANT_TREES = (
+    ("imagenetv2", "imagenetv2-matched-frequency-format-val", "index", "photo", None),
+    ("imagenet-sketch", "images", "wnid", "sketch", None),
+    ("imagenet-adversarial", "imagenet-a", "wnid", "PASCAL", IMAGENET_A_CLASSES),
+    ("imagenet-rendition", "imagenet-r", "wnid", "cartoon", IMAGENET_R_CLASSES),
+)
+IMAGENET_README = "Stray file of the real download (class list); croft ignores files that are not class folders.\n"
+
+
+def write_imagenet(root, seed=0, per_class=6, image_size=64):
+    """``root/imagenet`` (``classnames.txt``, ``images/{train,val}/<wnid>/``: ``per_class`` images
+    each) and the four variants (``max(2, per_class // 2)`` images per class), as listed in the
+    module docstring. Returns the ``imagenet`` folder."""
+    imagenet = os.path.join(root, "imagenet")
+    _fresh_dir(imagenet)
+    with open(os.path.join(imagenet, "classnames.txt"), "w") as f:
+        f.writelines(f"{wnid} {name}\n" for wnid, name in IMAGENET_CLASSES)
+    for split in ("train", "val"):
+        for wnid, _ in IMAGENET_CLASSES:
+            folder = os.path.join(imagenet, "images", split, wnid)
+            os.makedirs(folder)
+            shape, colour = IMAGENET_OBJECTS[wnid]
+            for i in range(per_class):
+                name = f"{wnid}_{i + 1}.JPEG" if split == "train" else f"ILSVRC2012_val_{_val_number(wnid, i):08d}.JPEG"
+                _save(_render_id("photo", shape, colour, image_size, _rng(seed, "imagenet", split, wnid, i)),
+                      os.path.join(folder, name))
+    n_variant = max(2, per_class // 2)
+    for top, sub, naming, style, subset in IMAGENET_VARIANT_TREES:
+        base = os.path.join(root, top)
+        _fresh_dir(base)
+        out = os.path.join(base, sub)
+        os.makedirs(out)
+        for index, (wnid, _) in enumerate(IMAGENET_CLASSES):
+            if subset is not None and index not in subset:
+                continue
+            folder = os.path.join(out, str(index) if naming == "index" else wnid)
+            os.makedirs(folder)
+            shape, colour = IMAGENET_OBJECTS[wnid]
+            for i in range(n_variant):
+                _save(_render_id(style, shape, colour, image_size, _rng(seed, top, wnid, i)),
+                      os.path.join(folder, f"{top}_{wnid}_{i:03d}.jpg"))
+        if subset is not None:
+            with open(os.path.join(out, "README.txt"), "w") as f:
+                f.write(IMAGENET_README)
+    return imagenet
+
+
+def _val_number(wnid, i):
+    """A distinct ILSVRC-style val image number per (class, index)."""
+    return 1 + [w for w, _ in IMAGENET_CLASSES].index(wnid) * 1000 + i
+
+
 # (name, writer, which count argument of make_synthetic_data it takes)
 WRITERS = (
     ("PACS", write_pacs, "per_class_domain"),
@@ -485,6 +575,7 @@ WRITERS = (
     ("dtd", write_dtd, "ood_per_class"),
     ("food-101", write_food101, "ood_per_class"),
     ("caltech-101", write_caltech101, "ood_per_class"),
+    ("imagenet", write_imagenet, "per_class_domain"),
 )
 
 

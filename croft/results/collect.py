@@ -10,9 +10,10 @@ from one run's ``results.json`` and the aggregation is explicit:
   (``target_domains`` joined with ``+``, or the dataset name when there is none). A run whose
   ``closed_set.per_domain`` holds several entries (Setup-I: ImageNet-V2/-Sketch/-A/-R evaluated
   in one run) contributes each entry as its own column instead. Each column of a setting is
-  the mean ± std over seeds. **Avg** is computed per seed as the mean over all columns of the
-  dataset, then mean ± std over seeds, using only the seeds that have every column; when some
-  seed lacks a column the average is *partial* (``*``).
+  the mean ± std over seeds; such a run's ``closed_set.test_accuracy`` (the ID accuracy) is
+  shown as an **ID** column, outside the average. **Avg** is computed per seed as the mean over
+  all columns of the dataset, then mean ± std over seeds, using only the seeds that have every
+  column; when some seed lacks a column the average is *partial* (``*``).
 * **Open set**: for each OOD set, score and metric (AUROC, FPR95), the per-seed value is the
   mean over the held-out domains, then mean ± std over seeds (again only complete seeds;
   ``*`` when partial).
@@ -47,6 +48,7 @@ METRICS = (("auroc", "AUROC"), ("fpr95", "FPR95"))
 SETTING_FIELDS = ("trainer", "dataset", "backbone", "pretrained", "shots", "protocol")
 BLOCK_FIELDS = ("dataset", "backbone", "pretrained", "shots", "protocol")
 SELECT_FIELDS = ("trainer", "dataset", "backbone", "pretrained", "shots", "protocol")
+ID_COLUMN = "ID"
 PARTIAL_MARK = "*"
 FEWER_SEEDS_MARK = "†"
 
@@ -99,7 +101,7 @@ class RunRecord:
     """What the table needs from one results.json."""
 
     __slots__ = ("path", "trainer", "dataset", "backbone", "pretrained", "shots", "protocol",
-                 "hparams", "hparams_key", "seed", "unit", "accuracy", "val", "open_set")
+                 "hparams", "hparams_key", "seed", "unit", "accuracy", "id_accuracy", "val", "open_set")
 
     def __init__(self, path, results, warnings):
         self.path = path
@@ -128,7 +130,9 @@ class RunRecord:
             raise ValueError(f"{path}: 'closed_set.per_domain' must be an object, "
                              f"got {type(per_domain).__name__}")
         self.accuracy = {}
+        self.id_accuracy = None
         if len(per_domain) >= 2:  # Setup-I style: several variants evaluated in one run
+            self.id_accuracy = _number(closed.get("test_accuracy"))
             for name, value in per_domain.items():
                 v = _number(value)
                 if v is None:
@@ -274,10 +278,13 @@ def aggregate(runs, select=None, warnings=None):
         dataset_units = sorted(units[first.dataset])
 
         acc_by_seed = defaultdict(dict)
+        id_by_seed = {}
         val_by_seed = defaultdict(dict)
         open_by_seed = defaultdict(lambda: defaultdict(dict))  # (set, score, metric) -> seed -> unit
         for r in used:
             acc_by_seed[r.seed].update(r.accuracy)
+            if r.id_accuracy is not None:
+                id_by_seed[r.seed] = r.id_accuracy
             if r.val is not None:
                 val_by_seed[r.seed][r.unit] = r.val
             for k, v in r.open_set.items():
@@ -317,6 +324,8 @@ def aggregate(runs, select=None, warnings=None):
             "run_paths": [r.path for r in used],
             "domains": dataset_columns, "units": dataset_units,
             "per_domain": per_domain,
+            "id": _stat([id_by_seed[s] for s in seeds if s in id_by_seed],
+                        partial=len(id_by_seed) < len(seeds)),
             "avg": avg if avg is not None else {"mean": None, "std": None, "n": 0, "values": [], "partial": True},
             "avg_partial": avg_partial,
             "val": val,
@@ -449,7 +458,8 @@ def _table(rows, fmt, scores, marks_used):
     """Header list and cell rows for one block of rows sharing a dataset."""
     domains = rows[0]["domains"]
     open_cols = _open_columns(rows, scores)
-    header = ["Method", "hparams", "n_seeds"] + list(domains) + ["Avg"]
+    has_id = any(row.get("id") for row in rows)
+    header = ["Method", "hparams", "n_seeds"] + ([ID_COLUMN] if has_id else []) + list(domains) + ["Avg"]
     for set_name, score in open_cols:
         header += [f"{set_name} {score} {label}" for _, label in METRICS]
     body = []
@@ -457,6 +467,11 @@ def _table(rows, fmt, scores, marks_used):
         latex = fmt == "latex"
         cells = [_latex_escape(row["method"]) if latex else row["method"],
                  format_hparams(row["hparams"], latex=latex), str(row["n_seeds"])]
+        if has_id:
+            stat = row.get("id")
+            mark = FEWER_SEEDS_MARK if stat is not None and stat["partial"] else ""
+            marks_used.update(mark)
+            cells.append(format_stat(stat, fmt, mark))
         for d in domains:
             stat = row["per_domain"].get(d)
             mark = FEWER_SEEDS_MARK if stat is not None and stat["partial"] else ""
@@ -480,6 +495,8 @@ def _notes(rows, marks_used, select):
     notes = ["Numbers are mean ± std over seeds; std is the population std (ddof=0), as in the reference collectors.",
              "Avg: per seed, the mean over all held-out domains / variants; then mean ± std over seeds.",
              "Open-set AUROC / FPR95 (%): per seed, the mean over held-out domains; then mean ± std over seeds."]
+    if any(r.get("id") for r in rows):
+        notes.insert(2, "ID (Setup-I): accuracy on the ID test set (closed_set.test_accuracy); not part of Avg.")
     if PARTIAL_MARK in marks_used:
         notes.append(f"{PARTIAL_MARK} partial: some seed lacks a held-out domain; averaged over the seeds "
                      "that have every domain only (— when none has).")
@@ -585,7 +602,7 @@ def _render_latex(tables, notes, incomplete, malformed, warnings):
     out = []
     for first, header, body in tables:
         n = len(header)
-        n_dom = len(first["domains"])
+        n_dom = len(first["domains"]) + (1 if header[3] == ID_COLUMN else 0)
         n_open = n - 4 - n_dom
         spec = "llr" + "c" * n_dom + "|c" + ("|" + "c" * n_open if n_open else "")
         title = _block_title(first).replace("·", "--")

@@ -1,6 +1,6 @@
 """Dataset readers. Importing this package registers every dataset."""
 from .base import DATASET_REGISTRY, DatasetBase
-from . import domain_folder, openset  # noqa: F401  (registers DomainFolder, PACS, VLCS)
+from . import domain_folder, imagenet, openset  # noqa: F401  (registers DomainFolder, PACS, VLCS, ImageNet46)
 
 
 def build_dataset(cfg):
