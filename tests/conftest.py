@@ -15,6 +15,18 @@ def hf_hub_offline():
         os.environ["HF_HUB_OFFLINE"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache_dir(tmp_path_factory):
+    """The feature cache's default folder (CROFT_CACHE_DIR) is a session temp dir, never ~/.cache."""
+    previous = os.environ.get("CROFT_CACHE_DIR")
+    os.environ["CROFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("feature_cache"))
+    yield os.environ["CROFT_CACHE_DIR"]
+    if previous is None:
+        os.environ.pop("CROFT_CACHE_DIR", None)
+    else:
+        os.environ["CROFT_CACHE_DIR"] = previous
+
+
 # ---------------------------------------------------------------- synthetic data (dataset layer)
 
 @pytest.fixture(scope="session")

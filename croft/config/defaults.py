@@ -51,6 +51,13 @@ _C.DATASET.OOD_PER_CLASS = 100
 _C.DATASET.OOD_ROOT = ""
 # Which explicit class-exclusion list applies to the open-set sets ("" = the dataset's own).
 _C.DATASET.OOD_EXCLUDE = ""
+# Setup-I (ImageNet46 / ImageNetOpenSet, spec §3.5): share of the classnames.txt classes drawn as
+# base (ID) classes from SEED; the rest are new (open-set) classes.
+_C.DATASET.BASE_RATIO = 0.4
+# Open-set ImageNet-val images sampled from the new classes (the reference's 1000); -1 = all of them.
+_C.DATASET.IMAGENET_OOD_SAMPLES = 1000
+# Covariate-shifted variants evaluated in closed_set.per_domain (a missing one is skipped with a warning).
+_C.DATASET.IMAGENET_VARIANTS = ["imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"]
 
 # ---------------------------------------------------------------- data loader
 _C.DATALOADER = CN()
@@ -133,6 +140,21 @@ _C.TEST.KNN_BANK = "val"
 # Write the energy histogram / ROC plot into the run folder.
 _C.TEST.PLOT = True
 
+# ---------------------------------------------------------------- feature cache (DESIGN §5)
+# Frozen image/text features computed once and stored on disk (croft/engine/feature_cache.py).
+_C.CACHE = CN()
+# False runs the online pipeline (the image encoder on every batch).
+_C.CACHE.ENABLED = True
+# "" = $CROFT_CACHE_DIR, else $XDG_CACHE_HOME/croft/features, else ~/.cache/croft/features.
+_C.CACHE.DIR = ""
+# Augmented training views per image; epoch e uses view e mod TRAIN_VIEWS (cached or not).
+# -1 = OPTIM.MAX_EPOCH (every epoch sees a fresh view, as online augmentation).
+_C.CACHE.TRAIN_VIEWS = -1
+# Batch size of the encoding pass (0 = DATALOADER.TEST.BATCH_SIZE).
+_C.CACHE.ENCODE_BATCH_SIZE = 0
+# Most entries per chunk file.
+_C.CACHE.CHUNK_SIZE = 4096
+
 # ---------------------------------------------------------------- trainers
 _C.TRAINER = CN()
 _C.TRAINER.NAME = ""
@@ -157,6 +179,52 @@ _C.TRAINER.CRoFT.EVAL_RATIO_TEXT = -1.0
 
 _C.TRAINER.ZeroshotCLIP = CN()
 _C.TRAINER.ZeroshotCLIP.PREC = "fp32"
+
+# ---- baselines (reference-spec §0.3, §6). PREC of the prompt learners: precision of the text
+# tower that the prompts pass through ("fp16" casts it to half, "amp" autocasts, "fp32");
+# fp16/amp need CUDA and fall back to fp32 with a warning on a CPU. The frozen image encoder
+# follows MODEL.AUTOCAST (shared with the feature cache).
+_C.TRAINER.COOP = CN()
+_C.TRAINER.COOP.N_CTX = 16
+# Class-specific contexts (one context per class) instead of one shared context.
+_C.TRAINER.COOP.CSC = False
+# Words that initialise the context (e.g. "a photo of a"); sets N_CTX to their token count.
+_C.TRAINER.COOP.CTX_INIT = ""
+_C.TRAINER.COOP.PREC = "fp32"
+# Where the class name goes: "end", "middle" or "front".
+_C.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"
+
+_C.TRAINER.COCOOP = CN()
+_C.TRAINER.COCOOP.N_CTX = 16
+_C.TRAINER.COCOOP.CTX_INIT = ""
+_C.TRAINER.COCOOP.PREC = "fp32"
+_C.TRAINER.COCOOP.CLASS_TOKEN_POSITION = "end"
+# At most this many prompts (images x classes) per text-encoder pass; gradients are accumulated
+# over passes, so results do not depend on it (it only bounds memory).
+_C.TRAINER.COCOOP.TEXT_CHUNK = 1024
+
+_C.TRAINER.CLIP_Adapter = CN()
+# Residual ratio: features = RATIO * adapter(x) + (1 - RATIO) * x.
+_C.TRAINER.CLIP_Adapter.RATIO = 0.2
+# Bottleneck width D / REDUCTION.
+_C.TRAINER.CLIP_Adapter.REDUCTION = 4
+
+_C.TRAINER.TIP_ADAPTER = CN()
+_C.TRAINER.TIP_ADAPTER.ALPHA = 1.0
+_C.TRAINER.TIP_ADAPTER.BETA = 1.17
+# Augmented passes over the K-shot training set that build the cache keys (the reference
+# reads this key without defining it, spec §7.23).
+_C.TRAINER.TIP_ADAPTER.AUGMENT_EPOCH = 10
+
+_C.TRAINER.DPLCLIP = CN()
+_C.TRAINER.DPLCLIP.N_CTX = 16
+_C.TRAINER.DPLCLIP.PREC = "fp32"
+_C.TRAINER.DPLCLIP.CLASS_TOKEN_POSITION = "end"
+# The MLP that maps image features to the domain prompt (the reference's top-level
+# mlp_depth / mlp_width / mlp_dropout, spec §0.4).
+_C.TRAINER.DPLCLIP.MLP_DEPTH = 3
+_C.TRAINER.DPLCLIP.MLP_WIDTH = 512
+_C.TRAINER.DPLCLIP.MLP_DROPOUT = 0.1
 
 
 def get_cfg_default():

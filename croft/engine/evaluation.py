@@ -52,6 +52,16 @@ def run_inference(trainer, loader, desc):
     return Outputs(torch.cat(logits), torch.cat(features), torch.cat(labels), text)
 
 
+def subset_accuracy(outputs, labels_subset):
+    """Accuracy with the prediction restricted to ``labels_subset`` (other logits set to -inf)."""
+    if not len(outputs.labels):
+        return float("nan")
+    keep = torch.zeros(outputs.logits.shape[1], dtype=torch.bool)
+    keep[list(labels_subset)] = True
+    pred = outputs.logits.masked_fill(~keep, float("-inf")).argmax(dim=1)
+    return 100.0 * (pred == outputs.labels).float().mean().item()
+
+
 def closed_set_accuracy(trainer, loader, desc):
     return run_inference(trainer, loader, desc).accuracy
 
@@ -74,7 +84,7 @@ def _knn_bank(trainer, val_out):
     cfg = trainer.cfg
     if cfg.TEST.KNN_BANK == "val" and val_out is not None and len(val_out.labels):
         return val_out.features
-    loader = trainer.dm.eval_loader(trainer.dataset.train_x)
+    loader = trainer.dm.eval_loader(trainer.dataset.train_x, name="train (KNN bank)")
     return run_inference(trainer, loader, "train (KNN bank)").features
 
 
@@ -100,7 +110,7 @@ def open_set_evaluation(trainer, id_out, val_out):
     arrays["correct/id"] = id_correct
     results = {}
     for set_name, items in ood_sets.items():
-        loader = trainer.dm.eval_loader(items, train_transform=reference)
+        loader = trainer.dm.eval_loader(items, train_transform=reference, name=set_name)
         ood_scores = compute_scores(run_inference(trainer, loader, set_name), names, **kwargs)
         results[set_name] = {}
         for score in names:
@@ -142,9 +152,12 @@ def evaluate_run(trainer, eval_started=None):
     logger.info("Do evaluation on test set")
     test_out = run_inference(trainer, dm.test_loader, "test")
     per_domain, shift_energy = {}, {}
+    # class_subsets {test set: [labels]}: classify that set over those classes only (Setup-I
+    # standard protocol: ImageNet-A/-R over the base classes they contain).
+    subsets = getattr(ds, "class_subsets", None) or {}
     for name, items in ds.test_sets.items():
-        out = test_out if items is ds.test else run_inference(trainer, dm.eval_loader(items), name)
-        per_domain[name] = out.accuracy
+        out = test_out if items is ds.test else run_inference(trainer, dm.eval_loader(items, name=name), name)
+        per_domain[name] = subset_accuracy(out, subsets[name]) if name in subsets else out.accuracy
         shift_energy[name] = energy_score(out.logits).double().numpy()
     closed = {"val_accuracy": val_out.accuracy if val_out is not None else None,
               "test_accuracy": test_out.accuracy, "per_domain": per_domain}

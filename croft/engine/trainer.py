@@ -65,7 +65,8 @@ class TrainerBase:
         self.best_result = -math.inf
         self.best_epoch = None
         self.best_val_accuracy = None
-        self.timing = {"train_s": 0.0, "eval_s": 0.0}
+        # Written to results.json as is; the feature cache adds its hit/miss counters (DESIGN §5).
+        self.timing = {"train_s": 0.0, "eval_s": 0.0, "feature_cache_hits": 0, "feature_cache_misses": 0}
         self.build_data_loader()
         self.build_model()
 
@@ -184,6 +185,8 @@ class TrainerBase:
 
     def run_epoch(self):
         self.set_model_mode("train")
+        if hasattr(self.dm, "set_epoch"):
+            self.dm.set_epoch(self.epoch)  # shuffle order and augmented view of this epoch
         loader = self.train_loader_x
         num_batches = len(loader)
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.max_epoch}", leave=False, dynamic_ncols=True)

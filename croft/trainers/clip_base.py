@@ -7,7 +7,18 @@ from ..engine.trainer import InferenceOutput, TrainerBase
 
 
 class FrozenCLIPTrainer(TrainerBase):
-    """Loads the frozen CLIP of ``MODEL.BACKBONE`` and the class-name text features once."""
+    """Loads the frozen CLIP of ``MODEL.BACKBONE`` and the class-name text features once.
+
+    With ``CACHE.ENABLED`` (the default) the image encoder is frozen, so ``load_backbone`` attaches
+    the on-disk feature cache (:mod:`croft.engine.feature_cache`): every loader then yields batches
+    with raw features in ``batch["feat"]`` instead of images, and ``class_text_features`` is cached
+    too. A subclass whose updates need pixels (or change the image encoder) sets
+    ``use_feature_cache = False``; everything else reads images through :meth:`batch_image_features`.
+    """
+
+    #: Whether this trainer may run on cached image features (the image encoder must stay frozen).
+    use_feature_cache = True
+    feature_cache = None
 
     def load_backbone(self):
         cfg = self.cfg
@@ -18,12 +29,34 @@ class FrozenCLIPTrainer(TrainerBase):
         self.logit_scale = logit_scale(self.clip_model)
         self.logger.info(f"Loaded CLIP {cfg.MODEL.BACKBONE.NAME} ({cfg.MODEL.BACKBONE.PRETRAINED}), "
                          f"D = {self.feat_dim}, logit scale = {self.logit_scale:.2f}")
+        self.setup_feature_cache()
+
+    def setup_feature_cache(self):
+        """Serve the data manager's loaders from the feature cache (``CACHE.ENABLED``)."""
+        if not (self.cfg.CACHE.ENABLED and self.use_feature_cache):
+            return
+        from ..engine.feature_cache import FeatureCache
+
+        self.feature_cache = FeatureCache.for_trainer(self)
+        self.logger.info(f"Feature cache: {self.feature_cache.model_dir}")
+        self.dm.attach_feature_cache(self.feature_cache)
+        self.train_loader_x = self.dm.train_loader_x
+        self.val_loader = self.dm.val_loader
+        self.test_loader = self.dm.test_loader
 
     def class_text_features(self):
         """Raw single-template features, or the unit-norm 7-template ensemble (spec §1.2)."""
-        return text_features(self.clip_model, self.tokenizer, self.classnames,
-                             template=self.cfg.DATASET.PROMPT_TEMPLATE,
-                             ensemble=self.cfg.DATASET.PROMPT_ENSEMBLE, device=self.device).float()
+        template, ensemble = self.cfg.DATASET.PROMPT_TEMPLATE, self.cfg.DATASET.PROMPT_ENSEMBLE
+
+        def compute():
+            return text_features(self.clip_model, self.tokenizer, self.classnames, template=template,
+                                 ensemble=ensemble, device=self.device).float()
+
+        if self.feature_cache is None:
+            return compute()
+        key = {"what": "class_text_features", "classnames": list(self.classnames),
+               "template": None if ensemble else template, "ensemble": bool(ensemble)}
+        return self.feature_cache.cached_tensor("text", key, compute).to(self.device)
 
     def autocast(self):
         mode = self.cfg.MODEL.AUTOCAST

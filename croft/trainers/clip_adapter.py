@@ -1,0 +1,64 @@
+"""CLIP-Adapter (Gao et al. 2021): a residual bottleneck MLP on the frozen image features.
+
+``a(x) = ReLU(ReLU(x W1) W2)`` with ``W1: D -> D/REDUCTION`` and ``W2: D/REDUCTION -> D`` (no
+biases), ``x' = RATIO * a(x) + (1 - RATIO) * x`` on the raw CLIP image feature, logits
+``s * cos(x', t_c)`` with CLIP's logit scale. The class text features come from
+``DATASET.PROMPT_TEMPLATE`` (or the 7-template ensemble with ``DATASET.PROMPT_ENSEMBLE``) and are
+computed once: the text side is constant. CE loss. Both encoders are frozen, so training and
+evaluation run on (cached) image features.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
+from .clip_base import FrozenCLIPTrainer
+from .prompt_learner import normalize
+
+
+class BottleneckAdapter(nn.Module):
+    def __init__(self, dim, reduction=4):
+        super().__init__()
+        hidden = max(1, dim // reduction)
+        self.fc = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.ReLU(inplace=True),
+                                nn.Linear(hidden, dim, bias=False), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+@TRAINER_REGISTRY.register("CLIP_Adapter")
+class CLIPAdapter(FrozenCLIPTrainer):
+    def build_model(self):
+        cfg = self.cfg.TRAINER.CLIP_Adapter
+        if cfg.REDUCTION < 1:
+            raise ValueError(f"TRAINER.CLIP_Adapter.REDUCTION must be >= 1, got {cfg.REDUCTION}")
+        self.load_backbone()
+        self.text = normalize(self.class_text_features())
+        self.adapter = BottleneckAdapter(self.feat_dim, cfg.REDUCTION).to(self.device)
+        self.register_model("adapter", self.adapter, *self.build_optimizer_and_scheduler(self.adapter))
+
+    def adapted_features(self, features):
+        ratio = self.cfg.TRAINER.CLIP_Adapter.RATIO
+        features = features.float()
+        return normalize(ratio * self.adapter(features) + (1.0 - ratio) * features)
+
+    def forward_backward(self, batch):
+        labels = batch["label"].to(self.device, non_blocking=True)
+        img = self.adapted_features(self.batch_image_features(batch))
+        logits = self.logit_scale * img @ self.text.t()
+        loss = F.cross_entropy(logits, labels)
+        self.model_backward_and_update(loss)
+        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+
+    @torch.no_grad()
+    def inference_from_features(self, features):
+        img = self.adapted_features(features)
+        return InferenceOutput(self.logit_scale * img @ self.text.t(), img, self.text)
+
+    def hparams(self):
+        cfg = self.cfg.TRAINER.CLIP_Adapter
+        hp = {"ratio": cfg.RATIO, "reduction": cfg.REDUCTION, "ensemble": self.cfg.DATASET.PROMPT_ENSEMBLE}
+        if not self.cfg.DATASET.PROMPT_ENSEMBLE:
+            hp["template"] = self.cfg.DATASET.PROMPT_TEMPLATE
+        return hp

@@ -1,0 +1,99 @@
+"""DPLCLIP (domain prompt learning, Zhang et al. 2021/2023).
+
+An MLP (``MLP_DEPTH`` linear layers of width ``MLP_WIDTH``, ReLU and dropout ``MLP_DROPOUT``
+between them, xavier-uniform weights, biases 0.01) maps each raw CLIP image feature to
+``N_CTX`` prompt tokens. For every source domain present in a training batch, the mean of its
+samples' tokens is the domain's context in ``"X X ... X <class name>."``; the C prompts pass
+through the frozen text tower. CE loss; the image encoder is frozen (feature cache).
+
+**Fix of the reference's logits/target mismatch (spec §6):** the reference scored every sample
+against the concatenation of all in-batch domains' text features (``n_domains x C`` columns)
+while the targets index only the first block. Here each sample is scored C-way against the text
+features built from *its own* domain's prompt: ``logits_i = s * cos(x_i, t_{d(i), c})``.
+
+**Test time** (unknown domain): as in DPL, the context is the mean of the generated tokens over
+the evaluation batch, so predictions depend on which images share a batch
+(``DATALOADER.TEST.BATCH_SIZE``). ``InferenceOutput.text_features`` are that batch's C x D
+features.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
+from .prompt_learner import ClassPrompts, PromptTrainer, normalize
+
+
+class DomainPromptMLP(nn.Module):
+    """``depth`` linear layers: ``in -> width -> ... -> width -> out``."""
+
+    def __init__(self, in_dim, out_dim, width=512, depth=3, dropout=0.1):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"TRAINER.DPLCLIP.MLP_DEPTH must be >= 2, got {depth}")
+        dims = [in_dim] + [width] * (depth - 1) + [out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.dropout = nn.Dropout(dropout)
+        for layer in self.layers:
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.constant_(layer.bias, 0.01)
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = F.relu(self.dropout(layer(x)))
+        return self.layers[-1](x)
+
+
+@TRAINER_REGISTRY.register("DPLCLIP")
+class DPLCLIP(PromptTrainer):
+    def build_model(self):
+        cfg = self.cfg.TRAINER.DPLCLIP
+        self.load_backbone()
+        self.setup_precision(cfg.PREC, "TRAINER.DPLCLIP.PREC")
+        self.prompts = ClassPrompts(self.text_encoder, self.tokenizer, self.classnames, cfg.N_CTX,
+                                    position=cfg.CLASS_TOKEN_POSITION).to(self.device)
+        self.ctx_shape = (self.prompts.n_ctx, self.text_encoder.width)
+        self.mlp = DomainPromptMLP(self.feat_dim, self.ctx_shape[0] * self.ctx_shape[1], width=cfg.MLP_WIDTH,
+                                   depth=cfg.MLP_DEPTH, dropout=cfg.MLP_DROPOUT).to(self.device)
+        self.register_model("domain_prompt_mlp", self.mlp, *self.build_optimizer_and_scheduler(self.mlp))
+
+    def domain_text_features(self, ctx):
+        """Normalised class features ``[G, C, D]`` for G contexts ``[G, n_ctx, width]``."""
+        g, c = ctx.shape[0], self.prompts.n_cls
+        prompts = self.prompts.assemble(ctx.unsqueeze(1).expand(-1, c, -1, -1))
+        text = self.encode_prompts(prompts.flatten(0, 1), self.prompts.token_ids(g))
+        return normalize(text).view(g, c, -1)
+
+    def domain_logits(self, raw, domains):
+        """Training logits ``[B, C]``: each sample against its own domain's class features."""
+        tokens = self.mlp(raw).view(len(raw), *self.ctx_shape)
+        groups, group_of = torch.unique(domains, return_inverse=True)
+        # Mean generated context of each domain present in the batch.
+        ctx = torch.zeros(len(groups), *self.ctx_shape, device=tokens.device, dtype=tokens.dtype)
+        ctx.index_add_(0, group_of, tokens)
+        ctx = ctx / torch.bincount(group_of, minlength=len(groups)).to(ctx).view(-1, 1, 1)
+        text = self.domain_text_features(ctx)                                  # G x C x D
+        return self.logit_scale * torch.einsum("bd,bcd->bc", normalize(raw), text[group_of])
+
+    def forward_backward(self, batch):
+        if "domain" not in batch:
+            raise KeyError("DPLCLIP needs the domain label of every training image (batch['domain'])")
+        labels = batch["label"].to(self.device, non_blocking=True)
+        domains = torch.as_tensor(batch["domain"]).to(self.device)
+        logits = self.domain_logits(self.batch_image_features(batch), domains)
+        loss = F.cross_entropy(logits, labels)
+        self.backward_and_update(loss)
+        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+
+    @torch.no_grad()
+    def inference_from_features(self, features):
+        raw = features.float()
+        ctx = self.mlp(raw).view(len(raw), *self.ctx_shape).mean(dim=0, keepdim=True)
+        text = self.domain_text_features(ctx)[0]
+        img = normalize(raw)
+        return InferenceOutput(self.logit_scale * img @ text.t(), img, text)
+
+    def hparams(self):
+        cfg = self.cfg.TRAINER.DPLCLIP
+        return {"n_ctx": self.prompts.n_ctx, "mlp_depth": cfg.MLP_DEPTH, "mlp_width": cfg.MLP_WIDTH,
+                "mlp_dropout": cfg.MLP_DROPOUT, **self.prec_hparams()}

@@ -1,0 +1,333 @@
+#!/usr/bin/env python
+"""Measure what the feature cache (DESIGN §5) buys: encoder throughput and a mini-sweep.
+
+    python tools/benchmark.py [--backbone tiny|RN50|ViT-B/16] [--device cpu|cuda] [--pretrained none]
+                              --output FILE.json [--work-dir DIR] [--domains ...] [--lambda2 ...] [--epochs E]
+
+1. Throughput of the image encoder in images/s: model-only (random tensors already on the device)
+   against end-to-end (JPEG files read, decoded and transformed by a DataLoader, then encoded),
+   and the ratio model-only / end-to-end.
+2. A mini-sweep of CRoFT on synthetic PACS (held-out domains × lambda2 values), run in this process
+   through ``croft.train.main``: uncached (``CACHE.ENABLED False``), cached from a cold cache,
+   then cached from the warm cache into new output folders. Wall times, speed-ups, and whether the
+   three sweeps wrote the same metrics (``metrics_identical``: every closed-set and open-set number
+   of results.json within ``--tolerance`` percentage points, same best epoch).
+
+Writes ``{"machine": ..., "config": ..., "throughput": {...}, "sweep": {"uncached_s", "cached_cold_s",
+"cached_warm_s", "speedup_cold", "speedup_warm", "metrics_identical", ...}}`` and prints a table.
+"""
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+
+try:
+    import croft  # noqa: F401
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACS_DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
+TRAINER_YAML = os.path.join(REPO, "configs", "trainers", "CRoFT", "rn50_ep30.yaml")
+DATASET_YAML = os.path.join(REPO, "configs", "datasets", "PACS.yaml")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--backbone", default="tiny", help="tiny, RN50, ViT-B/16, ... (default: tiny)")
+    p.add_argument("--pretrained", default="none", help="MODEL.BACKBONE.PRETRAINED (default: none = random init)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--autocast", default=None, choices=["fp32", "fp16", "bf16"],
+                   help="MODEL.AUTOCAST on CUDA (default fp16 on cuda; always fp32 on cpu)")
+    p.add_argument("--output", required=True, help="JSON file to write")
+    p.add_argument("--work-dir", default="", help="folder for data, cache and runs (default: a temp dir, removed)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads of this process (default 1: the loader workers use the other "
+                        "cores, and the adapters' small matrix ops are fastest single-threaded; 0 = torch default)")
+    p.add_argument("--image-size", type=int, default=64, help="side of the synthetic JPEGs")
+    p.add_argument("--images-per-class", type=int, default=12, help="synthetic PACS images per class and domain")
+    p.add_argument("--ood-per-class", type=int, default=12, help="synthetic DTD images per class")
+    # throughput
+    p.add_argument("--batch-size", type=int, default=32, help="throughput batch size")
+    p.add_argument("--batches", type=int, default=8, help="throughput: timed batches")
+    p.add_argument("--skip-throughput", action="store_true")
+    # sweep
+    p.add_argument("--domains", nargs="+", default=list(PACS_DOMAINS), help="held-out PACS domains")
+    p.add_argument("--lambda2", nargs="+", type=float, default=[1.0, 5.0, 10.0], help="lambda2 values")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--shots", type=int, default=-1, help="DATASET.NUM_SHOTS (-1 = all)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--tolerance", type=float, default=1e-3, help="metrics_identical tolerance (percentage points)")
+    p.add_argument("--skip-sweep", action="store_true")
+    return p
+
+
+def machine_description(device):
+    import torch
+
+    desc = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device}
+    try:
+        desc["load_average_1m"] = os.getloadavg()[0]
+    except OSError:
+        pass
+    if device == "cuda" and torch.cuda.is_available():
+        desc["gpu"] = torch.cuda.get_device_name(0)
+    return desc
+
+
+def make_data(root, images_per_class, ood_per_class, image_size):
+    from croft.data.synthetic import write_dtd, write_pacs
+
+    write_pacs(root, 0, images_per_class, image_size)
+    write_dtd(root, 0, ood_per_class, image_size)
+
+
+def _sync(device):
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def throughput(args, data_root, autocast):
+    """Model-only vs end-to-end encoder throughput (images/s)."""
+    import glob
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from croft.clip import load_clip
+    from croft.config import get_cfg_default
+    from croft.data.data_manager import DatumDataset
+    from croft.data.datum import Datum
+    from croft.data.transforms import build_transform
+
+    device = torch.device(args.device)
+    model, _ = load_clip(args.backbone, pretrained=args.pretrained, device=device)
+    cfg = get_cfg_default()
+    cfg.merge_from_file(TRAINER_YAML)
+    transform = build_transform(cfg, is_train=False)
+    size = tuple(cfg.INPUT.SIZE)
+    amp = (torch.autocast("cuda", dtype=torch.float16 if autocast == "fp16" else torch.bfloat16)
+           if args.device == "cuda" and autocast != "fp32" else contextlib.nullcontext())
+
+    def encode(images):
+        with torch.no_grad(), amp:
+            return model.encode_image(images).float()
+
+    bs, n = args.batch_size, args.batches
+    x = torch.randn(bs, 3, *size, device=device)
+    encode(x)
+    _sync(args.device)
+    started = time.perf_counter()
+    for _ in range(n):
+        encode(x)
+    _sync(args.device)
+    model_only = bs * n / (time.perf_counter() - started)
+
+    files = sorted(glob.glob(os.path.join(data_root, "PACS", "images", "*", "*", "*.jpg")))
+    files += sorted(glob.glob(os.path.join(data_root, "dtd", "images", "*", "*.jpg")))
+    files = files[:bs * (n + 1)]
+    items = [Datum(impath=f) for f in files]
+    cuda = args.device == "cuda"
+    loader = DataLoader(DatumDataset(items, transform), batch_size=bs, shuffle=False, num_workers=args.workers,
+                        pin_memory=cuda, generator=torch.Generator())
+    count, started = 0, None
+    for i, batch in enumerate(loader):
+        if i == 1:  # the first batch pays for worker start-up; time the steady state
+            _sync(args.device)
+            started = time.perf_counter()
+        encode(batch["img"].to(device, non_blocking=cuda))
+        if i >= 1:
+            count += len(batch["img"])
+    _sync(args.device)
+    end_to_end = count / (time.perf_counter() - started) if started and count else float("nan")
+    return {"backbone": args.backbone, "pretrained": args.pretrained, "device": args.device,
+            "precision": autocast if cuda else "fp32", "batch_size": bs, "input_size": list(size),
+            "jpeg_size": args.image_size, "workers": args.workers,
+            "model_only_img_s": round(model_only, 2), "end_to_end_img_s": round(end_to_end, 2),
+            "ratio_model_only_over_end_to_end": round(model_only / end_to_end, 3)}
+
+
+def _run_args(args, data_root, out_dir, domain, lambda2, autocast, extra):
+    return ["--root", data_root, "--seed", str(args.seed), "--trainer", "CRoFT",
+            "--dataset-config-file", DATASET_YAML, "--config-file", TRAINER_YAML,
+            "--backbone", args.backbone, "--output-dir", out_dir,
+            "TEST_ENV", f"test_on_{domain}.json", "DATASET.NUM_SHOTS", str(args.shots),
+            "DATASET.OOD_SETS", "['DTD']", "TRAINER.CRoFT.lambda2", str(lambda2),
+            "OPTIM.MAX_EPOCH", str(args.epochs), "MODEL.BACKBONE.PRETRAINED", args.pretrained,
+            "MODEL.AUTOCAST", autocast, "USE_CUDA", str(args.device == "cuda"),
+            "DATALOADER.NUM_WORKERS", str(args.workers), "TEST.PLOT", "False", *extra]
+
+
+def run_sweep(args, data_root, runs_dir, cache_dir, mode, autocast):
+    """Run every (domain, lambda2) in this process; returns (wall seconds, {run name: results})."""
+    from croft.train import main
+
+    extra = ["CACHE.ENABLED", "False"] if mode == "uncached" else ["CACHE.ENABLED", "True", "CACHE.DIR", cache_dir]
+    results = {}
+    started = time.perf_counter()
+    for domain in args.domains:
+        for lambda2 in args.lambda2:
+            name = f"{domain}/lambda2_{lambda2:g}"
+            out = os.path.join(runs_dir, mode, name)
+            argv = _run_args(args, data_root, out, domain, lambda2, autocast, extra)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                rc = main(argv)
+            if rc != 0:
+                with open(os.path.join(out, "log.txt")) as f:
+                    tail = f.read()[-2000:]
+                raise RuntimeError(f"{mode} run {name} failed (rc {rc}):\n{tail}")
+            with open(os.path.join(out, "results.json")) as f:
+                results[name] = json.load(f)
+    return time.perf_counter() - started, results
+
+
+def _metric_leaves(obj, prefix=""):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _metric_leaves(v, f"{prefix}/{k}")
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield prefix, float(obj)
+
+
+def compare_metrics(reference, other):
+    """Largest absolute difference over closed-set/open-set numbers, and whether best epochs agree."""
+    worst, same_epochs = 0.0, True
+    for name, ref in reference.items():
+        got = other[name]
+        same_epochs &= ref.get("best_epoch") == got.get("best_epoch")
+        a = dict(_metric_leaves({"closed_set": ref["closed_set"], "open_set": ref["open_set"]}))
+        b = dict(_metric_leaves({"closed_set": got["closed_set"], "open_set": got["open_set"]}))
+        if a.keys() != b.keys():
+            return float("inf"), False
+        for key, value in a.items():
+            if value != value and b[key] != b[key]:  # both NaN
+                continue
+            worst = max(worst, abs(value - b[key]))
+    return worst, same_epochs
+
+
+def sweep(args, data_root, work, autocast):
+    runs_dir = os.path.join(work, "runs")
+    cache_dir = os.path.join(work, "cache")
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    uncached_s, uncached = run_sweep(args, data_root, runs_dir, cache_dir, "uncached", autocast)
+    cold_s, cold = run_sweep(args, data_root, runs_dir, cache_dir, "cached_cold", autocast)
+    warm_s, warm = run_sweep(args, data_root, runs_dir, cache_dir, "cached_warm", autocast)
+    diff_cold, epochs_cold = compare_metrics(uncached, cold)
+    diff_warm, epochs_warm = compare_metrics(uncached, warm)
+    max_diff = max(diff_cold, diff_warm)
+    timing = {mode: {"feature_cache_hits": sum(r["timing"].get("feature_cache_hits", 0) for r in res.values()),
+                     "feature_cache_misses": sum(r["timing"].get("feature_cache_misses", 0) for r in res.values()),
+                     "train_s": round(sum(r["timing"]["train_s"] for r in res.values()), 3),
+                     "eval_s": round(sum(r["timing"]["eval_s"] for r in res.values()), 3)}
+              for mode, res in (("uncached", uncached), ("cached_cold", cold), ("cached_warm", warm))}
+    return {"runs": len(uncached), "domains": list(args.domains), "lambda2": list(args.lambda2),
+            "epochs": args.epochs, "shots": args.shots, "seed": args.seed,
+            "uncached_s": round(uncached_s, 3), "cached_cold_s": round(cold_s, 3), "cached_warm_s": round(warm_s, 3),
+            "speedup_cold": round(uncached_s / cold_s, 2), "speedup_warm": round(uncached_s / warm_s, 2),
+            "metrics_identical": bool(max_diff <= args.tolerance and epochs_cold and epochs_warm),
+            "max_metric_abs_diff": max_diff, "tolerance": args.tolerance, "per_mode": timing}
+
+
+def format_table(report):
+    lines = []
+    t = report.get("throughput")
+    if t:
+        lines += [f"Encoder throughput ({t['backbone']}, {t['pretrained']}, {t['device']}, {t['precision']}, "
+                  f"batch {t['batch_size']}, {t['input_size'][0]} px, {t['workers']} workers)",
+                  "| measure | images/s |", "|---|---:|",
+                  f"| model only (tensors on device) | {t['model_only_img_s']:.1f} |",
+                  f"| end to end (JPEG → transform → encoder) | {t['end_to_end_img_s']:.1f} |",
+                  f"| ratio model-only / end-to-end | {t['ratio_model_only_over_end_to_end']:.2f} |", ""]
+    s = report.get("sweep")
+    if s:
+        lines += [f"Mini-sweep: CRoFT, synthetic PACS, {len(s['domains'])} held-out domains × "
+                  f"{len(s['lambda2'])} lambda2 values = {s['runs']} runs, {s['epochs']} epochs",
+                  "| sweep | wall s | speed-up | cache hits | cache misses |", "|---|---:|---:|---:|---:|"]
+        for mode, label, speed in (("uncached", "uncached (CACHE.ENABLED False)", 1.0),
+                                   ("cached_cold", "cached, cold cache", s["speedup_cold"]),
+                                   ("cached_warm", "cached, warm cache", s["speedup_warm"])):
+            m = s["per_mode"][mode]
+            lines.append(f"| {label} | {s[mode + '_s']:.1f} | {speed:.1f}× | {m['feature_cache_hits']} | "
+                         f"{m['feature_cache_misses']} |")
+        lines.append(f"metrics identical: {s['metrics_identical']} (max |diff| {s['max_metric_abs_diff']:.2g} "
+                     f"percentage points, tolerance {s['tolerance']:g})")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from croft.engine.logger import setup_logger
+
+    setup_logger()  # before open_clip configures the root logger
+    root_level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # open_clip's "no pretrained weights" warning, once per run
+    try:
+        return _main(args)
+    finally:
+        logging.getLogger().setLevel(root_level)
+
+
+def _main(args):
+    import torch
+
+    threads = torch.get_num_threads()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args):
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but CUDA is not available", file=sys.stderr)
+        return 2
+    autocast = "fp32" if args.device == "cpu" else (args.autocast or "fp16")
+    work = args.work_dir or tempfile.mkdtemp(prefix="croft_benchmark_")
+    os.makedirs(work, exist_ok=True)
+    report = {"machine": machine_description(args.device), "config": vars(args).copy()}
+    started = time.perf_counter()
+    try:
+        data_root = os.path.join(work, "data")
+        t0 = time.perf_counter()
+        make_data(data_root, args.images_per_class, args.ood_per_class, args.image_size)
+        report["data_s"] = round(time.perf_counter() - t0, 3)
+        if not args.skip_throughput:
+            report["throughput"] = throughput(args, data_root, autocast)
+        if not args.skip_sweep:
+            report["sweep"] = sweep(args, data_root, work, autocast)
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    report["total_s"] = round(time.perf_counter() - started, 3)
+    directory = os.path.dirname(os.path.abspath(args.output))
+    os.makedirs(directory, exist_ok=True)
+    tmp = args.output + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, args.output)
+    sys.stdout.write(format_table(report))
+    print(f"total {report['total_s']:.1f} s; wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
