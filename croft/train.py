@@ -58,11 +58,9 @@ def main(argv=None):
 
 
 def save_config(cfg):
-    path = os.path.join(cfg.OUTPUT_DIR, "config.yaml")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(cfg.dump())
-    os.replace(tmp, path)
+    from .utils.atomic import atomic_write_text
+
+    atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
 
 
 def run(cfg, args):

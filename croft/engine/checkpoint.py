@@ -3,6 +3,8 @@ import os
 
 import torch
 
+from ..utils.atomic import atomic_write, atomic_write_text
+
 BEST_NAME = "model-best.pth.tar"
 
 
@@ -15,12 +17,9 @@ def save_checkpoint(state, model_dir, is_best=False, file_name=None):
     os.makedirs(model_dir, exist_ok=True)
     file_name = BEST_NAME if is_best else (file_name or epoch_file_name(state["epoch"]))
     path = os.path.join(model_dir, file_name)
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(state, f), binary=True)
     if not is_best:
-        with open(os.path.join(model_dir, "checkpoint"), "w") as f:
-            f.write(file_name + "\n")
+        atomic_write_text(os.path.join(model_dir, "checkpoint"), file_name + "\n")
     return path
 
 

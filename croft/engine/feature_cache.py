@@ -40,7 +40,6 @@ import math
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import torch
@@ -50,6 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data.data_manager import is_random_transform, load_view, view_seed
+from ..utils.atomic import atomic_write_bytes
 from .logger import get_logger
 
 FORMAT = "croft-features-1"
@@ -85,28 +85,9 @@ def digest(obj, length=24):
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def _atomic_write(path, data):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}."
-                                  f"{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _write_json_once(path, obj):
     if not os.path.exists(path):
-        _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+        atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
 
 
 # ---------------------------------------------------------------------------------------- identities
@@ -155,7 +136,7 @@ def file_fingerprint(path, memo_dir=None):
     _FINGERPRINTS[ident] = h.hexdigest()
     if memo:
         try:
-            _atomic_write(memo, json.dumps({"ident": ident, "sha256": h.hexdigest()}).encode())
+            atomic_write_bytes(memo, json.dumps({"ident": ident, "sha256": h.hexdigest()}).encode())
         except OSError:
             pass
     return h.hexdigest()
@@ -296,7 +277,7 @@ class ChunkStore:
     def write(self, group_dir, keys, features):
         name = hashlib.sha256(json.dumps(list(keys)).encode()).hexdigest()[:32] + CHUNK_SUFFIX
         path = os.path.join(group_dir, name)
-        _atomic_write(path, encode_chunk(keys, features))
+        atomic_write_bytes(path, encode_chunk(keys, features))
         return path
 
     def discard(self, path, reason):

@@ -18,9 +18,10 @@ import json
 import math
 import numbers
 import os
-import uuid
 
 import numpy as np
+
+from ..utils.atomic import atomic_write
 
 RESULTS_FILE = "results.json"
 SCORES_FILE = "scores.npz"
@@ -53,35 +54,9 @@ def shift_key(domain):
 # ---------------------------------------------------------------------------------------------
 # atomic writes
 
-def _atomic_write(path, write_fn, binary):
-    """Call ``write_fn(file)`` on a fresh temporary file next to ``path``, then rename it.
-
-    The temporary file is created with ``O_EXCL`` and mode 0o666 (the umask applies, so the
-    final file gets the same permissions as an ordinary ``open(path, "w")``). On any error the
-    temporary file is removed and the existing ``path`` is left as it was.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
 def write_text_atomic(path, text):
     """Write ``text`` (UTF-8) to ``path`` atomically; return the path."""
-    return _atomic_write(path, lambda f: f.write(text), binary=False)
+    return atomic_write(path, lambda f: f.write(text), binary=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,7 +106,7 @@ def write_results_json(output_dir, results):
     path = os.path.join(output_dir, RESULTS_FILE)
     validate_results(results, source=path)
     text = json.dumps(results, indent=2, default=_json_default) + "\n"
-    return _atomic_write(path, lambda f: f.write(text), binary=False)
+    return atomic_write(path, lambda f: f.write(text), binary=False)
 
 
 def read_results_json(path):
@@ -172,7 +147,7 @@ def save_scores(output_dir, scores):
         if arr.dtype == object:
             raise ValueError(f"{path}: scores['{key}'] is not a numeric array")
         arrays[key] = arr
-    return _atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
+    return atomic_write(path, lambda f: np.savez(f, **arrays), binary=True)
 
 
 def load_scores(path):
