@@ -7,7 +7,7 @@
 #   RATIO    residual ratio; default 0.2 (TRAINER.CLIP_Adapter.RATIO)
 # Protocol: TEST.OOD_PROTOCOL standard (default) or reference (EXTRA_OPTS); give each its own OUTPUT.
 # Output: $OUTPUT/CLIP_Adapter/<DATASET>_<CFG>_<RATIO>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../croft/common.sh"
+source "$(dirname "$0")/../common.sh"
 if [ $# -lt 4 ]; then sed -n '2,9p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
 RATIO=${5:-0.2}

@@ -6,7 +6,7 @@
 #   RATIO    residual ratio; default 0.2 (TRAINER.CLIP_Adapter.RATIO)
 # Open-set sets: DTD, Food101 and Caltech101 are evaluated after training (DATASET.OOD_SETS).
 # Output: $OUTPUT/CLIP_Adapter/<DATASET>_<CFG>_<RATIO>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../croft/common.sh"
+source "$(dirname "$0")/../common.sh"
 if [ $# -lt 4 ]; then sed -n '2,8p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
 RATIO=${5:-0.2}

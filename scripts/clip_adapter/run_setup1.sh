@@ -3,7 +3,7 @@
 # the method's default hyper-parameters; finished runs (results.json) are skipped.
 # usage: DATA=/path bash scripts/clip_adapter/run_setup1.sh     (then: python tools/collect_results.py output/CLIP_Adapter)
 # Optional environment: SEEDS, SHOTS_LIST (space-separated), CFG (default ViT_ep30),
-# DATASET (default imagenet46), plus those of scripts/croft/common.sh (OUTPUT, BACKBONE, ...).
+# DATASET (default imagenet46), plus those of scripts/common.sh (OUTPUT, BACKBONE, ...).
 set -euo pipefail
 HERE=$(dirname "$0")
 CFG=${CFG:-ViT_ep30}

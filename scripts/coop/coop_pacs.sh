@@ -8,7 +8,7 @@
 #   POSITION class token position (end/middle/front); default end (TRAINER.COOP.CLASS_TOKEN_POSITION)
 # Open-set sets: DTD, Food101 and Caltech101 are evaluated after training (DATASET.OOD_SETS).
 # Output: $OUTPUT/CoOp/<DATASET>_<CFG>_<N_CTX>_<CSC>_<POSITION>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../croft/common.sh"
+source "$(dirname "$0")/../common.sh"
 if [ $# -lt 4 ]; then sed -n '2,10p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
 N_CTX=${5:-16}

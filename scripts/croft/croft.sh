@@ -8,7 +8,7 @@
 # Protocol: TEST.OOD_PROTOCOL standard (default) or reference, e.g. EXTRA_OPTS="TEST.OOD_PROTOCOL reference";
 # give each protocol its own OUTPUT, since the folder name does not include it.
 # Output: $OUTPUT/CRoFT/<DATASET>_<LAMBDA1>_<LAMBDA2>/seed<SEED>/shots<SHOTS>/ (skipped if results.json exists)
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../common.sh"
 if [ $# -lt 7 ]; then sed -n '2,11p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4; LAMBDA1=$5; LAMBDA2=$6; GEN_STEP=$7
 shift 7

@@ -6,7 +6,7 @@
 #   LAMBDA1  default 15 (the reference fixes it); GEN_STEP default 0 for rn50_* and 1 otherwise.
 # Open-set sets: DTD, Food101 and Caltech101 are evaluated after training (DATASET.OOD_SETS).
 # Output: $OUTPUT/CRoFT/<DATASET>_<CFG>_<LAMBDA1>_<LAMBDA2>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../common.sh"
 if [ $# -lt 5 ]; then sed -n '2,9p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4; LAMBDA2=$5; LAMBDA1=${6:-15}
 case "${CFG}" in rn50*) DEFAULT_GEN=0 ;; *) DEFAULT_GEN=1 ;; esac

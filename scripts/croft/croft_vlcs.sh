@@ -4,7 +4,7 @@
 #   defaults: LAMBDA1 15, RATIO 0.2, RATIO_TEXT 0.5, GEN_STEP 5 (the reference's values).
 # Unlike the reference, the ratios are part of the folder name, so every ratio pair trains.
 # Output: $OUTPUT/CRoFT/<DATASET>_<CFG>_<LAMBDA1>_<LAMBDA2>_r<RATIO>_rt<RATIO_TEXT>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../common.sh"
 if [ $# -lt 5 ]; then sed -n '2,7p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4; LAMBDA2=$5; LAMBDA1=${6:-15}; RATIO=${7:-0.2}; RATIO_TEXT=${8:-0.5}
 GEN_STEP=${9:-5}

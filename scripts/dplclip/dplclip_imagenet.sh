@@ -7,7 +7,7 @@
 #   N_CTX    domain-prompt tokens; default 16 (TRAINER.DPLCLIP.N_CTX)
 # Protocol: TEST.OOD_PROTOCOL standard (default) or reference (EXTRA_OPTS); give each its own OUTPUT.
 # Output: $OUTPUT/DPLCLIP/<DATASET>_<CFG>_<N_CTX>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../croft/common.sh"
+source "$(dirname "$0")/../common.sh"
 if [ $# -lt 4 ]; then sed -n '2,9p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
 N_CTX=${5:-16}

@@ -8,7 +8,7 @@
 #   BETA     sharpness; default 1.17 (TRAINER.TIP_ADAPTER.BETA)
 # Protocol: TEST.OOD_PROTOCOL standard (default) or reference (EXTRA_OPTS); give each its own OUTPUT.
 # Output: $OUTPUT/TIP_ADAPTER/<DATASET>_<CFG>_<ALPHA>_<BETA>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../croft/common.sh"
+source "$(dirname "$0")/../common.sh"
 if [ $# -lt 4 ]; then sed -n '2,10p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
 ALPHA=${5:-1.0}

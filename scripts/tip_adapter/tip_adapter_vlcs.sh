@@ -7,7 +7,7 @@
 #   BETA     sharpness (the reference's PACS/VLCS scripts: 10); default 10.0 (TRAINER.TIP_ADAPTER.BETA)
 # Open-set sets: DTD, Food101 and Caltech101 are evaluated after training (DATASET.OOD_SETS).
 # Output: $OUTPUT/TIP_ADAPTER/<DATASET>_<CFG>_<ALPHA>_<BETA>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../croft/common.sh"
+source "$(dirname "$0")/../common.sh"
 if [ $# -lt 4 ]; then sed -n '2,9p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
 ALPHA=${5:-1.0}

@@ -12,7 +12,7 @@ if [ -z "${DATA:-}" ]; then
 fi
 OUTPUT=${OUTPUT:-output}
 PYTHON=${PYTHON:-python}
-REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BACKBONE_ARGS=()
 [ -n "${BACKBONE:-}" ] && BACKBONE_ARGS+=(--backbone "${BACKBONE}")
 PRETRAINED_OPTS=()
