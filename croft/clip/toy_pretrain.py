@@ -31,14 +31,13 @@ import math
 import os
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from .backbone import _drop_root_log
 
@@ -50,12 +49,15 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 MAX_LOGIT_SCALE = 100.0
 
-DEFAULT_STEPS = 300
-DEFAULT_BATCH_SIZE = 64
+DEFAULT_STEPS = 500
+DEFAULT_BATCH_SIZE = 32
 DEFAULT_LR = 2e-3
 DEFAULT_WEIGHT_DECAY = 0.1
 DEFAULT_WARMUP_FRACTION = 0.1
 DEFAULT_HOLDOUT = ("sketch",)
+# One thread: on 2 shared cores it is as fast as two (the step is small), and the weights then do not
+# depend on the machine's core count.
+DEFAULT_THREADS = 1
 
 PACS_STYLE_WORDS = {"art_painting": "painting", "cartoon": "cartoon", "photo": "photo", "sketch": "sketch"}
 PACS_TEMPLATES = ("a photo of a {cls}.", "a {style} of a {cls}.")
@@ -127,98 +129,6 @@ def build_pairs(data_root, holdout=DEFAULT_HOLDOUT, datasets=tuple(SOURCES)):
     return pairs
 
 
-# ------------------------------------------------------------------ auxiliary objects
-# Shapes that no synthetic dataset uses (ID, open-set or ImageNet), rendered by pretraining only,
-# in the photo, cartoon and sketch styles. They stand for the line drawings of *other* things that a
-# real CLIP has seen: the model learns that an outline on paper and a filled shape are the same
-# object without seeing a sketch of any PACS class.
-
-
-def _heart(n=48):
-    pts = []
-    for k in range(n):
-        t = 2 * math.pi * k / n
-        x = 16 * math.sin(t) ** 3
-        y = 13 * math.cos(t) - 5 * math.cos(2 * t) - 2 * math.cos(3 * t) - math.cos(4 * t)
-        pts.append((x / 17.0, -y / 17.0 + 0.1))
-    return pts
-
-
-def _rotated(points, angle):
-    c, s = math.cos(angle), math.sin(angle)
-    return [(x * c - y * s, x * s + y * c) for x, y in points]
-
-
-def _arch(n=16):
-    outer = [(-1.0, 1.0), (-1.0, -0.8), (1.0, -0.8), (1.0, 1.0)]
-    inner = [(0.5 * math.cos(math.pi * k / n), 1.0 - 0.9 * math.sin(math.pi * k / n)) for k in range(n + 1)]
-    return outer + inner
-
-
-_PLUS = [(-0.28, -1), (0.28, -1), (0.28, -0.28), (1, -0.28), (1, 0.28), (0.28, 0.28), (0.28, 1), (-0.28, 1),
-         (-0.28, 0.28), (-1, 0.28), (-1, -0.28), (-0.28, -0.28)]
-AUX_SHAPES = {
-    "pentagon": [(math.cos(-math.pi / 2 + 2 * math.pi * k / 5), math.sin(-math.pi / 2 + 2 * math.pi * k / 5))
-                 for k in range(5)],
-    "oval": [(math.cos(2 * math.pi * k / 40), 0.55 * math.sin(2 * math.pi * k / 40)) for k in range(40)],
-    "cross": _rotated(_PLUS, math.pi / 4),
-    "trapezoid": [(-1.0, 0.65), (1.0, 0.65), (0.45, -0.65), (-0.45, -0.65)],
-    "heart": _heart(),
-    "chevron": [(-1.0, -0.7), (0.0, 0.2), (1.0, -0.7), (1.0, -0.1), (0.0, 0.8), (-1.0, -0.1)],
-    "tee": [(-1.0, -1.0), (1.0, -1.0), (1.0, -0.5), (0.27, -0.5), (0.27, 1.0), (-0.27, 1.0), (-0.27, -0.5),
-            (-1.0, -0.5)],
-    "arch": _arch(),
-}
-AUX_STYLES = ("photo", "cartoon", "sketch")
-AUX_TEMPLATES = ("a photo of a {cls}.", "a {style} of a {cls}.")
-
-
-def render_aux(shape, style, size, rng):
-    """One ``size``×``size`` RGB uint8 image of an auxiliary ``shape`` in ``style``."""
-    big = 2 * size
-    radius = big * rng.uniform(0.30, 0.38)
-    centre = big / 2 + big * rng.uniform(-0.08, 0.08, 2)
-    points = _rotated(AUX_SHAPES[shape], rng.uniform(-0.25, 0.25))
-    polygon = [(float(centre[0] + radius * x), float(centre[1] + radius * y)) for x, y in points]
-    colour = tuple(int(v) for v in rng.uniform(0, 255, 3))
-    if style == "sketch":
-        canvas = Image.new("RGB", (big, big), (246, 246, 246))
-        ink = int(rng.uniform(25, 60))
-        ImageDraw.Draw(canvas).polygon(polygon, outline=(ink, ink, ink), width=int(rng.integers(4, 7)))
-    elif style == "cartoon":
-        pastel = tuple(int(v) for v in rng.uniform(195, 255, 3))
-        canvas = Image.new("RGB", (big, big), pastel)
-        ImageDraw.Draw(canvas).polygon(polygon, fill=colour, outline=(0, 0, 0), width=5)
-    elif style == "photo":
-        t = np.linspace(0.0, 1.0, big)[None, :, None]
-        c1, c2 = rng.uniform(70, 190, 3), rng.uniform(70, 190, 3)
-        background = np.broadcast_to(c1 * (1 - t) + c2 * t, (big, big, 3))
-        canvas = Image.fromarray(np.clip(background, 0, 255).astype(np.uint8))
-        ImageDraw.Draw(canvas).polygon(polygon, fill=colour)
-    else:
-        raise ValueError(f"unknown auxiliary style {style!r}; styles: {AUX_STYLES}")
-    arr = np.asarray(canvas.resize((size, size), Image.BILINEAR), dtype=np.float64)
-    noise = {"sketch": 3.0, "cartoon": 1.0, "photo": 6.0}[style]
-    if style == "sketch":
-        arr = arr + rng.normal(0, noise, (size, size, 1))
-    else:
-        arr = arr + rng.normal(0, noise, (size, size, 3))
-    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-
-
-def aux_images(seed=0, per_shape_style=8, size=64):
-    """Rendered auxiliary images and their caption tuples (``per_shape_style`` per shape and style)."""
-    images, captions = [], []
-    for shape in AUX_SHAPES:
-        for style in AUX_STYLES:
-            texts = tuple(dict.fromkeys(t.format(cls=shape, style=style) for t in AUX_TEMPLATES))
-            for i in range(per_shape_style):
-                rng = np.random.default_rng([seed, zlib.crc32(f"{shape}/{style}".encode()), i])
-                images.append(torch.from_numpy(render_aux(shape, style, size, rng)).permute(2, 0, 1).contiguous())
-                captions.append(texts)
-    return images, captions
-
-
 def decode_images(paths):
     """Every image as a 3×H×W uint8 tensor (RGB), decoded once."""
     images = []
@@ -233,16 +143,14 @@ class TrainViews:
 
     All randomness comes from ``generator`` (crop boxes as torchvision's ``RandomResizedCrop``
     samples them: area share and log-uniform aspect ratio, ten tries, then a central fallback).
-    Bicubic resampling, as croft's test transform; ``grayscale`` is the probability of a grey view.
+    Bicubic resampling, as croft's test transform.
     """
 
     def __init__(self, size=IMAGE_SIZE, scale=CROP_SCALE, ratio=CROP_RATIO, mean=CLIP_MEAN, std=CLIP_STD,
-                 interpolation="bicubic", grayscale=0.0, channel_shuffle=0.0):
+                 interpolation="bicubic"):
         self.size, self.scale, self.ratio, self.interpolation = size, scale, ratio, interpolation
-        self.grayscale, self.channel_shuffle = grayscale, channel_shuffle
         self.mean = torch.tensor(mean).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(std).view(1, 3, 1, 1) * 255.0
-        self._luma = torch.tensor((0.299, 0.587, 0.114)).view(1, 3, 1, 1)
 
     def crop_box(self, height, width, generator):
         area = height * width
@@ -270,23 +178,14 @@ class TrainViews:
     def __call__(self, images, generator):
         """An N×3×size×size float batch of normalised views of the uint8 ``images``."""
         batch = torch.empty(len(images), 3, self.size, self.size, dtype=torch.uint8)
-        gray = []
         for k, img in enumerate(images):
             top, left, h, w = self.crop_box(img.shape[1], img.shape[2], generator)
             # uint8 resampling with antialias=True is PIL-like and several times faster than on floats
             view = F.interpolate(img[None, :, top:top + h, left:left + w], size=(self.size, self.size),
                                  mode=self.interpolation, antialias=True)
-            flip, to_gray, shuffle = torch.rand(3, generator=generator).tolist()
-            view = view[0].flip(-1) if flip < 0.5 else view[0]
-            if shuffle < self.channel_shuffle:
-                view = view[torch.randperm(3, generator=generator)]
-            batch[k] = view
-            if to_gray < self.grayscale:
-                gray.append(k)
-        pixels = batch.float()
-        if gray:
-            pixels[gray] = (pixels[gray] * self._luma).sum(dim=1, keepdim=True).expand(-1, 3, -1, -1)
-        return pixels.sub_(self.mean).div_(self.std)
+            flip = bool(torch.rand(1, generator=generator) < 0.5)
+            batch[k] = view[0].flip(-1) if flip else view[0]
+        return batch.float().sub_(self.mean).div_(self.std)
 
 
 def encode_text_prefix(model, tokens):
@@ -307,24 +206,18 @@ def encode_text_prefix(model, tokens):
     return x @ model.text_projection
 
 
-def clip_loss(image_features, text_features, logit_scale, text_ids=None):
+def clip_loss(image_features, text_features, logit_scale):
     """CLIP's symmetric InfoNCE loss; the i-th image and the i-th text are a positive pair.
 
-    ``text_ids`` (optional, one id per text): texts with equal ids are the same caption, and every
-    pair that shares a caption counts as positive (the targets spread evenly over them), so that
-    two images with the same caption in one batch are not pushed apart. Without duplicates this is
-    CLIP's loss exactly.
+    Captions repeat within a batch here (a class has a few captions). Equal captions have equal
+    features, and for those this loss equals the variant that counts every pair sharing a caption
+    as positive, so no special treatment is needed.
     """
     image_features = F.normalize(image_features, dim=-1)
     text_features = F.normalize(text_features, dim=-1)
     logits = logit_scale.exp() * image_features @ text_features.t()
-    if text_ids is None:
-        labels = torch.arange(logits.shape[0])
-        return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
-    ids = torch.as_tensor(text_ids)
-    same = (ids[:, None] == ids[None, :]).float()
-    targets = same / same.sum(dim=1, keepdim=True)
-    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets))
+    labels = torch.arange(logits.shape[0])
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
 
 
 def create_tiny_model(seed=0):
@@ -349,37 +242,7 @@ def _lr_at(step, steps, lr, warmup):
     return 0.5 * lr * (1.0 + math.cos(math.pi * progress))
 
 
-def pretrain_tiny_clip(data_root, steps=DEFAULT_STEPS, seed=0, batch_size=DEFAULT_BATCH_SIZE, lr=DEFAULT_LR,
-                       weight_decay=DEFAULT_WEIGHT_DECAY, warmup_fraction=DEFAULT_WARMUP_FRACTION,
-                       holdout=DEFAULT_HOLDOUT, datasets=tuple(SOURCES), grayscale=0.0, aux_per_shape_style=0,
-                       dedupe=True, channel_shuffle=0.0, log_every=50):
-    """Train a ``tiny`` CLIP from scratch on ``data_root``'s synthetic images; see the module docstring.
-
-    Returns a :class:`PretrainResult`. The global torch RNG of the caller is left as it was.
-    """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if batch_size < 2:
-        raise ValueError(f"batch_size must be >= 2 (a contrastive batch needs negatives), got {batch_size}")
-    start = time.perf_counter()
-    pairs = build_pairs(data_root, holdout=holdout, datasets=datasets)
-    images = decode_images([p.path for p in pairs])
-    pair_captions = [p.captions for p in pairs]
-    if aux_per_shape_style:
-        extra, extra_captions = aux_images(seed, aux_per_shape_style, int(images[0].shape[-1]))
-        images += extra
-        pair_captions += extra_captions
-    load_seconds = time.perf_counter() - start
-
-    captions = sorted({c for texts in pair_captions for c in texts})
-    caption_index = {c: i for i, c in enumerate(captions)}
-    choices = [[caption_index[c] for c in texts] for texts in pair_captions]
-    tokenizer = open_clip.get_tokenizer(ARCH)
-    all_tokens = tokenizer(captions)
-    batch_size = min(batch_size, len(images))
-    views = TrainViews(grayscale=grayscale, channel_shuffle=channel_shuffle)
-    warmup = max(1, int(round(warmup_fraction * steps)))
-
+def _train(images, choices, all_tokens, views, steps, seed, batch_size, lr, weight_decay, warmup, log_every):
     with torch.random.fork_rng(devices=[]):
         model = create_tiny_model(seed)
         model.train()
@@ -401,7 +264,7 @@ def pretrain_tiny_clip(data_root, steps=DEFAULT_STEPS, seed=0, batch_size=DEFAUL
             position = {t: k for k, t in enumerate(unique)}
             text_features = encode_text_prefix(model, all_tokens[unique])[[position[t] for t in text_ids]]
             image_features = model.encode_image(pixels)
-            loss = clip_loss(image_features, text_features, model.logit_scale, text_ids if dedupe else None)
+            loss = clip_loss(image_features, text_features, model.logit_scale)
 
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, steps, lr, warmup)
@@ -414,12 +277,49 @@ def pretrain_tiny_clip(data_root, steps=DEFAULT_STEPS, seed=0, batch_size=DEFAUL
             if log_every and ((step + 1) % log_every == 0 or step + 1 == steps):
                 logger.info(f"step {step + 1}/{steps}  loss {losses[-1]:.4f}  "
                             f"logit scale {model.logit_scale.exp().item():.1f}  {time.perf_counter() - start:.1f} s")
-        seconds = time.perf_counter() - start
+        return model, losses, time.perf_counter() - start
+
+
+def pretrain_tiny_clip(data_root, steps=DEFAULT_STEPS, seed=0, batch_size=DEFAULT_BATCH_SIZE, lr=DEFAULT_LR,
+                       weight_decay=DEFAULT_WEIGHT_DECAY, warmup_fraction=DEFAULT_WARMUP_FRACTION,
+                       holdout=DEFAULT_HOLDOUT, datasets=tuple(SOURCES), threads=DEFAULT_THREADS,
+                       log_every=50):
+    """Train a ``tiny`` CLIP from scratch on ``data_root``'s synthetic images; see the module docstring.
+
+    Returns a :class:`PretrainResult`. The global torch RNG of the caller is left as it was.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2 (a contrastive batch needs negatives), got {batch_size}")
+    start = time.perf_counter()
+    pairs = build_pairs(data_root, holdout=holdout, datasets=datasets)
+    images = decode_images([p.path for p in pairs])
+    pair_captions = [p.captions for p in pairs]
+    load_seconds = time.perf_counter() - start
+
+    captions = sorted({c for texts in pair_captions for c in texts})
+    caption_index = {c: i for i, c in enumerate(captions)}
+    choices = [[caption_index[c] for c in texts] for texts in pair_captions]
+    tokenizer = open_clip.get_tokenizer(ARCH)
+    all_tokens = tokenizer(captions)
+    batch_size = min(batch_size, len(images))
+    views = TrainViews()
+    warmup = max(1, int(round(warmup_fraction * steps)))
+
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        model, losses, seconds = _train(images, choices, all_tokens, views, steps, seed, batch_size, lr, weight_decay,
+                                        warmup, log_every)
+    finally:
+        torch.set_num_threads(previous_threads)
 
     model.eval().requires_grad_(False)
     config = {"arch": ARCH, "steps": steps, "seed": seed, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "warmup_steps": warmup, "holdout": sorted(holdout),
-              "datasets": list(datasets), "aux_per_shape_style": aux_per_shape_style,
+              "datasets": list(datasets), "threads": threads,
               "num_pairs": len(images), "num_captions": len(captions)}
     return PretrainResult(model, losses, seconds, load_seconds, len(images), captions, config)
 
@@ -441,7 +341,8 @@ def save_openai_checkpoint(model, path):
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
     os.close(fd)
     try:
-        torch.save(openai_state_dict(model), tmp)
+        with open(tmp, "wb") as f:  # a file object: the archive's inner folder name is then fixed
+            torch.save(openai_state_dict(model), f)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -119,14 +119,12 @@ def open_set_evaluation(trainer, id_out, val_out):
             else:
                 metrics = ood_metrics(id_scores[score], ood_scores[score])
             results[set_name][score] = {k: float(v) for k, v in metrics.items()}
+            if score == "knn":
+                results[set_name][score]["k"] = knn_k
             arrays[f"{score}/ood/{set_name}"] = ood_scores[score]
         summary = ", ".join(f"{s} AUROC {results[set_name][s]['auroc']:.2f} FPR95 {results[set_name][s]['fpr95']:.2f}"
                             for s in names)
         logger.info(f"open-set {set_name} ({cfg.TEST.OOD_PROTOCOL}): {summary}")
-    if "knn" in names:
-        results_k = knn_k
-        for set_name in results:
-            results[set_name]["knn"]["k"] = results_k
     return results, arrays
 
 
@@ -152,9 +150,7 @@ def evaluate_run(trainer, eval_started=None):
     logger.info("Do evaluation on test set")
     test_out = run_inference(trainer, dm.test_loader, "test")
     per_domain, shift_energy = {}, {}
-    # class_subsets {test set: [labels]}: classify that set over those classes only (Setup-I
-    # standard protocol: ImageNet-A/-R over the base classes they contain).
-    subsets = getattr(ds, "class_subsets", None) or {}
+    subsets = ds.class_subsets
     for name, items in ds.test_sets.items():
         out = test_out if items is ds.test else run_inference(trainer, dm.eval_loader(items, name=name), name)
         per_domain[name] = subset_accuracy(out, subsets[name]) if name in subsets else out.accuracy

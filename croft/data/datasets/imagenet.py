@@ -284,7 +284,7 @@ class ImageNetOpenSet(DatasetBase):
 
         # ---- covariate-shifted variants
         test_sets = OrderedDict()
-        self.class_subsets = {}
+        class_subsets = {}
         names = [canonical_variant(n) for n in cfg.DATASET.IMAGENET_VARIANTS]
         for variant_name in OrderedDict.fromkeys(names):
             items = self._read_variant(root, VARIANTS[variant_name], classes, label_of)
@@ -292,11 +292,11 @@ class ImageNetOpenSet(DatasetBase):
                 continue
             test_sets[variant_name] = items
             if protocol == "standard" and VARIANTS[variant_name].restrict:
-                self.class_subsets[variant_name] = sorted({d.label for d in items})
+                class_subsets[variant_name] = sorted({d.label for d in items})
         self.variant_names = list(test_sets)
 
         super().__init__(train_x, val, test, classnames, ood=ood, test_sets=test_sets or None,
-                         source_domains=[ID_DOMAIN], target_domains=[])
+                         source_domains=[ID_DOMAIN], target_domains=[], class_subsets=class_subsets)
         self._save_split(cfg, seed)
 
     # ------------------------------------------------------------------ helpers
