@@ -27,7 +27,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="synthetic data root (tools/make_synthetic_data.py --root)")
     parser.add_argument("--output", required=True, help="checkpoint file to write (.pt)")
-    parser.add_argument("--steps", type=int, default=tp.DEFAULT_STEPS, help=f"optimiser steps (default {tp.DEFAULT_STEPS})")
+    parser.add_argument("--steps", type=int, default=tp.DEFAULT_STEPS,
+                        help=f"optimiser steps (default {tp.DEFAULT_STEPS})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=tp.DEFAULT_BATCH_SIZE,
                         help=f"image-caption pairs per step (default {tp.DEFAULT_BATCH_SIZE})")
@@ -56,13 +57,12 @@ def main(argv=None):
         return 2
     tp.save_openai_checkpoint(result.model, args.output)
     total = time.perf_counter() - start
+    first, last = result.losses[:10], result.losses[-10:]
     print(f"wrote {args.output}: {result.num_pairs} image-caption pairs, {args.steps} steps, "
-          f"loss {sum(result.losses[:10]) / len(result.losses[:10]):.3f} -> "
-          f"{sum(result.losses[-10:]) / len(result.losses[-10:]):.3f}, training {result.seconds:.1f} s, total {total:.1f} s")
+          f"loss {sum(first) / len(first):.3f} -> {sum(last) / len(last):.3f}, "
+          f"training {result.seconds:.1f} s, total {total:.1f} s")
     if not args.no_eval:
-        for domain in list(args.holdout) + ["photo"]:
-            if domain == "photo" and "photo" in args.holdout:
-                continue
+        for domain in list(args.holdout) + ([] if "photo" in args.holdout else ["photo"]):
             seen = "held out" if domain in args.holdout else "seen in pretraining"
             accuracy = tp.zero_shot_accuracy(result.model, args.data, domain)
             print(f"zero-shot accuracy, PACS {domain} ({seen}), 'a photo of a {{}}.': {accuracy:.1f}% "

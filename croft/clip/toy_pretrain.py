@@ -18,7 +18,16 @@ Images are decoded once into memory; each step draws a CLIP-style train view of 
 batch (random resized crop to 224 px with scale (0.5, 1), horizontal flip, CLIP normalisation).
 Optimiser: AdamW (CLIP's betas and eps; no weight decay on gains, biases, embeddings and the logit
 scale), linear warm-up then cosine decay; the logit scale is learnable and capped at 100 as in CLIP.
-The same arguments (seed included) and the same number of torch threads give the same weights.
+The same arguments (seed included) and the same number of torch threads give the same weights
+(``threads``, default 1), and the saved file is then byte for byte the same.
+
+What to expect (synthetic root of ``tools/make_synthetic_data.py`` with its defaults, 500 steps,
+about 60-65 s of training on one thread of an otherwise idle 2-core machine; zero-shot with
+``"a photo of a {}."``, 7 classes, chance 14.3%): the seen PACS domains reach 98-100%. A held-out
+``art_painting`` reaches about 83%, but a held-out ``sketch`` stays at chance: sketches are dark
+outlines on white paper, the other domains are told apart by colour, and this 2-layer, width-64
+ViT with 32-pixel patches does not learn outline shapes in a minute (even with sketches *in* the
+training data it reaches only about 36% on them).
 
 :func:`save_openai_checkpoint` writes the model as an OpenAI-format state dict (the weights plus
 OpenAI's ``input_resolution`` / ``context_length`` / ``vocab_size`` entries, fp32), which
@@ -55,8 +64,8 @@ DEFAULT_LR = 2e-3
 DEFAULT_WEIGHT_DECAY = 0.1
 DEFAULT_WARMUP_FRACTION = 0.1
 DEFAULT_HOLDOUT = ("sketch",)
-# One thread: on 2 shared cores it is as fast as two (the step is small), and the weights then do not
-# depend on the machine's core count.
+# One thread: the weights then do not depend on the machine's core count, and on 2 cores shared with
+# other work it beats two (on 2 idle cores two threads take ~50 s instead of ~60 s for the default run).
 DEFAULT_THREADS = 1
 
 PACS_STYLE_WORDS = {"art_painting": "painting", "cartoon": "cartoon", "photo": "photo", "sketch": "sketch"}
