@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # croft demo on a CPU: synthetic data -> a toy pretraining of the tiny CLIP on the source domains ->
 # zero-shot CLIP and CRoFT on PACS with "art_painting" held out -> closed-set + open-set evaluation
-# -> energy/ROC plot -> results table. About 3 minutes on 2 cores.
+# -> energy/ROC plot -> results table. About 2 minutes on 2 cores.
 # usage: bash scripts/demo.sh [DEMO_DIR]   (default: demo_output)
 set -euo pipefail
 cd "$(dirname "$0")/.."
