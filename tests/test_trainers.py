@@ -91,3 +91,45 @@ def test_non_finite_loss_names_epoch_batch_and_term(synthetic_root, tmp_path, mo
     with pytest.raises(NonFiniteLossError, match=r"epoch 1/2, batch 1/\d+: loss term 'cross-entropy'"):
         trainer.train()
     assert not os.path.exists(tmp_path / "nan" / "results.json")
+
+
+def test_eval_ratios_apply_only_to_the_final_evaluation(synthetic_root, tmp_path):
+    trainer = build(croft_args(synthetic_root, tmp_path / "r", "TRAINER.CRoFT.EVAL_RATIO", "0.5",
+                               "TRAINER.CRoFT.EVAL_RATIO_TEXT", "0.0"))
+    torch.manual_seed(0)
+    dim = trainer.feat_dim
+    with torch.no_grad():
+        trainer.adapter.fc_i.copy_(torch.eye(dim) + 0.3 * torch.randn(dim, dim))
+        trainer.adapter.fc_t.copy_(torch.eye(dim) + 0.3 * torch.randn(dim, dim))
+    x = torch.randn(5, dim)
+    t = trainer.text_raw
+    w_i, w_t = trainer.adapter.fc_i.detach(), trainer.adapter.fc_t.detach()
+
+    def expected(r, r_t):  # spec §1.4: logits = s * norm(r x W_i^T + (1-r) x) norm(r_t t W_t^T + (1-r_t) t)^T
+        img = r * x @ w_i.t() + (1 - r) * x
+        txt = r_t * t @ w_t.t() + (1 - r_t) * t
+        img = img / (1e-6 + img.norm(dim=1, keepdim=True))
+        txt = txt / (1e-6 + txt.norm(dim=1, keepdim=True))
+        return trainer.logit_scale * img @ txt.t()
+
+    torch.testing.assert_close(trainer.inference_from_features(x).logits, expected(0.2, 0.5))
+    trainer.final_evaluation = True
+    torch.testing.assert_close(trainer.inference_from_features(x).logits, expected(0.5, 0.0))
+    assert not torch.allclose(expected(0.2, 0.5), expected(0.5, 0.0))
+
+
+def test_eval_only_load_epoch(synthetic_root, tmp_path):
+    out = tmp_path / "train"
+    assert main(croft_args(synthetic_root, out, "TEST.FINAL_MODEL", "best_val")) == 0
+    eval_out = tmp_path / "eval_epoch2"
+    args = croft_args(synthetic_root, eval_out)
+    args[0:0] = ["--eval-only", "--model-dir", str(out), "--load-epoch", "2"]
+    assert main(args) == 0
+    assert json.loads((eval_out / "results.json").read_text())["best_epoch"] == 2
+    assert 'model.pth.tar-2" (epoch = 2)' in (eval_out / "log.txt").read_text()
+    missing = tmp_path / "eval_epoch7"
+    args = croft_args(synthetic_root, missing)
+    args[0:0] = ["--eval-only", "--model-dir", str(out), "--load-epoch", "7"]
+    assert main(args) == 1
+    assert "checkpoint not found" in (missing / "log.txt").read_text()
+    assert not (missing / "results.json").exists()
