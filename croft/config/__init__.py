@@ -8,6 +8,7 @@ _CHOICES = {
     "DATASET.FEWSHOT_SAMPLER": ("class_balanced", "reference_balance"),
     "TRAINER.CRoFT.EDR_REDUCTION": ("mean_sumsq", "sum_meansq"),
     "MODEL.AUTOCAST": ("fp32", "fp16", "bf16"),
+    "TEST.FINAL_MODEL": ("best_val", "last_step"),
 }
 
 
