@@ -63,3 +63,25 @@ def test_resume_from_existing_output_dir(synthetic_root, tmp_path):
     assert "epoch [1/2]" not in logs and "epoch [2/2]" in logs
     assert (out / "clip_adapter" / "model.pth.tar-2").exists()
     assert json.loads((out / "results.json").read_text())["trainer"] == "CRoFT"
+
+
+def test_resume_from_another_folder_and_inconsistent_checkpoints(synthetic_root, tmp_path):
+    first = tmp_path / "first"
+    flags = ["--root", synthetic_root, "--seed", "1", "--trainer", "CRoFT", "--dataset-config-file",
+             "configs/datasets/PACS.yaml", "--config-file", "configs/trainers/CRoFT/rn50_ep30.yaml", "--backbone", "tiny"]
+    opts = ["TEST_ENV", "test_on_cartoon.json", "DATASET.NUM_SHOTS", "2", *FAST]
+    assert main(flags + ["--output-dir", str(first), *opts, "OPTIM.MAX_EPOCH", "1"]) == 0
+    second = tmp_path / "second"
+    assert main(flags + ["--output-dir", str(second), "--resume", str(first), *opts, "OPTIM.MAX_EPOCH", "2"]) == 0
+    assert (second / "clip_adapter" / "model-best.pth.tar").exists()
+    assert json.loads((second / "results.json").read_text())["best_epoch"] == 2
+    # A crash between saving the two models leaves checkpoints of different epochs.
+    (first / "generator" / "checkpoint").write_text("model.pth.tar-0\n")
+    import shutil
+    shutil.copy(first / "generator" / "model.pth.tar-1", first / "generator" / "model.pth.tar-0")
+    state = __import__("torch").load(first / "generator" / "model.pth.tar-0", weights_only=True)
+    state["epoch"] = 0
+    __import__("torch").save(state, first / "generator" / "model.pth.tar-0")
+    (first / "results.json").unlink()
+    assert main(flags + ["--output-dir", str(first), *opts, "OPTIM.MAX_EPOCH", "2"]) == 1
+    assert "latest checkpoints disagree on the epoch" in "".join(p.read_text() for p in first.glob("log.txt*"))

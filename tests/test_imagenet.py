@@ -299,6 +299,13 @@ def test_setup1_sweep_results_and_table(synthetic_root, tmp_path):
         assert ref["closed_set"]["per_domain"][v] == pytest.approx(closed["per_domain"][v])
     for v in ("imagenet_a", "imagenet_r"):
         assert ref["closed_set"]["per_domain"][v] <= closed["per_domain"][v] + 1e-9
+    # Detection ID side: the test split under `standard`, the val split under `reference` (spec §2.7).
+    from croft.results.io import load_scores
+    ref_dataset = build(synthetic_root, tmp_path / "split_check", 1, "TEST.OOD_PROTOCOL", "reference")
+    std_dataset = build(synthetic_root, tmp_path / "split_check_std", 1)
+    assert len(load_scores(str(ref_dir))["energy/id"]) == len(ref_dataset.val)
+    assert len(load_scores(str(run_dir))["energy/id"]) == len(std_dataset.test)
+    assert len(ref_dataset.val) != len(std_dataset.test)
 
     rows = collect(str(tmp_path))
     assert {r["protocol"] for r in rows} == {"standard", "reference"}

@@ -8,6 +8,7 @@ Open-set protocol (DESIGN §4, ``TEST.OOD_PROTOCOL``):
 In Setup-II the ID side is the held-out (covariate-shifted) test domain (spec §2.9).
 """
 import os
+import random
 import time
 from typing import NamedTuple, Optional
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..ood.metrics import ood_metrics, reference_metrics
+from ..ood.metrics import hendrycks_fpr_at_recall, ood_metrics, reference_metrics
 from ..ood.scores import energy_score, knn_score, max_logit_score, mcm_score
 from ..results.io import save_scores, write_results_json
 from .logger import get_logger
@@ -33,7 +34,11 @@ class Outputs(NamedTuple):
 
     @property
     def accuracy(self):
-        return 100.0 * self.correct.float().mean().item() if len(self.labels) else float("nan")
+        return 100.0 * int(self.correct.sum()) / len(self.labels) if len(self.labels) else float("nan")
+
+    def subset(self, indices):
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return Outputs(self.logits[index], self.features[index], self.labels[index], self.text_features)
 
 
 @torch.no_grad()
@@ -59,7 +64,7 @@ def subset_accuracy(outputs, labels_subset):
     keep = torch.zeros(outputs.logits.shape[1], dtype=torch.bool)
     keep[list(labels_subset)] = True
     pred = outputs.logits.masked_fill(~keep, float("-inf")).argmax(dim=1)
-    return 100.0 * (pred == outputs.labels).float().mean().item()
+    return 100.0 * int((pred == outputs.labels).sum()) / len(outputs.labels)
 
 
 def closed_set_accuracy(trainer, loader, desc):
@@ -80,12 +85,46 @@ def compute_scores(outputs, names, knn_bank=None, knn_k=50, mcm_temperature=1.0)
     return {k: v.double().numpy() for k, v in scores.items()}
 
 
-def _knn_bank(trainer, val_out):
+# The reference's open-set evaluation caps ID sets at 500 images per class (spec §3.4 step 5).
+REFERENCE_PER_CLASS = 500
+
+
+def per_class_indices(labels, per_class, seed):
+    """At most ``per_class`` indices per label, drawn with a private seeded RNG, in input order."""
+    rng = random.Random(f"reference-cap/{seed}")
+    by_label = {}
+    for index, label in enumerate(int(v) for v in labels):
+        by_label.setdefault(label, []).append(index)
+    keep = []
+    for label in sorted(by_label):
+        group = by_label[label]
+        keep.extend(group if len(group) <= per_class else rng.sample(group, per_class))
+    return sorted(keep)
+
+
+def _knn_bank(trainer, val_out, reference):
     cfg = trainer.cfg
+    if reference:
+        # Reference KNN bank: at most 500 per class of the whole source training split (spec §2.9).
+        items = trainer.dataset.train_full
+        items = [items[i] for i in per_class_indices([d.label for d in items], REFERENCE_PER_CLASS, cfg.SEED)]
+        return run_inference(trainer, trainer.dm.eval_loader(items, name="KNN bank"), "KNN bank").features
     if cfg.TEST.KNN_BANK == "val" and val_out is not None and len(val_out.labels):
         return val_out.features
     loader = trainer.dm.eval_loader(trainer.dataset.train_x, name="train (KNN bank)")
     return run_inference(trainer, loader, "train (KNN bank)").features
+
+
+def detection_metrics(score, id_scores, id_correct, ood_scores, reference):
+    """Standard: all ID samples. Reference (spec §8.11): correctly classified ID samples and the
+    p5 threshold, except KNN, whose script used every ID sample and the Hendrycks FPR (§2.10)."""
+    if not reference:
+        return ood_metrics(id_scores, ood_scores)
+    if score == "knn":
+        metrics = ood_metrics(id_scores, ood_scores)
+        metrics["fpr95"] = hendrycks_fpr_at_recall(id_scores, ood_scores)
+        return metrics
+    return reference_metrics(id_scores, id_correct, ood_scores)
 
 
 def open_set_evaluation(trainer, id_out, val_out):
@@ -96,10 +135,15 @@ def open_set_evaluation(trainer, id_out, val_out):
     if not ood_sets:
         return {}, {}
     reference = cfg.TEST.OOD_PROTOCOL == "reference"
+    if reference:
+        if trainer.dataset.reference_detection_split == "val" and val_out is not None:
+            id_out = val_out  # Setup-I: the val images are the ID side (spec §2.7)
+        else:
+            id_out = id_out.subset(per_class_indices(id_out.labels.tolist(), REFERENCE_PER_CLASS, cfg.SEED))
     names = list(cfg.TEST.OOD_SCORES)
     bank, knn_k = None, cfg.TEST.KNN_K
     if "knn" in names:
-        bank = _knn_bank(trainer, val_out)
+        bank = _knn_bank(trainer, val_out, reference)
         if knn_k > len(bank):
             logger.info(f"KNN: TEST.KNN_K={knn_k} exceeds the bank size {len(bank)}; using k={len(bank)}")
             knn_k = len(bank)
@@ -114,10 +158,7 @@ def open_set_evaluation(trainer, id_out, val_out):
         ood_scores = compute_scores(run_inference(trainer, loader, set_name), names, **kwargs)
         results[set_name] = {}
         for score in names:
-            if reference:
-                metrics = reference_metrics(id_scores[score], id_correct, ood_scores[score])
-            else:
-                metrics = ood_metrics(id_scores[score], ood_scores[score])
+            metrics = detection_metrics(score, id_scores[score], id_correct, ood_scores[score], reference)
             results[set_name][score] = {k: float(v) for k, v in metrics.items()}
             if score == "knn":
                 results[set_name][score]["k"] = knn_k

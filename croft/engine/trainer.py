@@ -248,26 +248,36 @@ class TrainerBase:
             self.logger.info(f'Checkpoint saved to "{path}"')
 
     def resume_model_if_exist(self, directory):
-        """Resume from the latest checkpoint when every registered model has one; returns the start epoch."""
+        """Resume from the latest checkpoint when every registered model has one; returns the start epoch.
+
+        The best-val record is restored only when resuming inside OUTPUT_DIR, where the matching
+        ``model-best.pth.tar`` lives; resuming from another folder starts a new record (as Dassl).
+        """
         names = self.get_model_names()
         paths = [latest_checkpoint(os.path.join(directory, name)) for name in names]
         if not names or any(p is None for p in paths):
             return 0
-        start_epoch = 0
-        for name, path in zip(names, paths):
-            state = load_checkpoint(path, map_location=self.device)
+        states = [load_checkpoint(path, map_location=self.device) for path in paths]
+        epochs = {name: state["epoch"] for name, state in zip(names, states)}
+        if len(set(epochs.values())) > 1:
+            raise RuntimeError(
+                f"cannot resume from {directory}: the latest checkpoints disagree on the epoch ({epochs}); "
+                "the run was probably interrupted while saving. Delete the newer model.pth.tar-<epoch> "
+                "files and the matching 'checkpoint' markers, or start a fresh output directory.")
+        same_dir = os.path.abspath(directory) == os.path.abspath(self.output_dir)
+        for name, path, state in zip(names, paths, states):
             self._models[name].load_state_dict(state["state_dict"])
             if self._optims[name] is not None and state.get("optimizer"):
                 self._optims[name].load_state_dict(state["optimizer"])
             if self._scheds[name] is not None and state.get("scheduler"):
                 self._scheds[name].load_state_dict(state["scheduler"])
-            start_epoch = state["epoch"]
-            self.best_result = state.get("best_result", self.best_result)
-            self.best_epoch = state.get("best_epoch", self.best_epoch)
-            self.logger.info(f'Resumed {name} from "{path}" (epoch = {start_epoch})')
+            if same_dir:
+                self.best_result = state.get("best_result", self.best_result)
+                self.best_epoch = state.get("best_epoch", self.best_epoch)
+            self.logger.info(f'Resumed {name} from "{path}" (epoch = {state["epoch"]})')
         if self.best_epoch is not None:
             self.best_val_accuracy = self.best_result
-        return start_epoch
+        return states[0]["epoch"]
 
     def load_model(self, directory, epoch: Optional[int] = None):
         """Load every registered model from ``<directory>/<name>/`` (best, or ``model.pth.tar-<epoch>``)."""

@@ -148,7 +148,7 @@ class DomainFolder(DatasetBase):
         ood = self._load_ood(cfg, root)
         super().__init__(
             train_x, val, test, classnames, ood=ood, test_sets={held_out: test},
-            source_domains=sources, target_domains=[held_out],
+            source_domains=sources, target_domains=[held_out], train_full=data["train"],
         )
 
     # ------------------------------------------------------------------ domains
@@ -268,9 +268,13 @@ class DomainFolder(DatasetBase):
         ood_root = cfg.DATASET.get("OOD_ROOT", "") or self.default_ood_root(root)
         exclude = cfg.DATASET.OOD_EXCLUDE or self.OOD_EXCLUDE
         ood = {}
+        protocol = cfg.TEST.OOD_PROTOCOL
         for name in names:
+            # Standard protocol: a private RNG per set, so the open-set sample depends only on the
+            # seed, not on NUM_SHOTS or the sampler; the reference draws from the global RNG.
+            rng = random if protocol == "reference" else random.Random(f"ood-set/{canonical_ood_name(name)}/{cfg.SEED}")
             ood[canonical_ood_name(name)] = load_ood_set(
-                name, ood_root, exclude, cfg.DATASET.OOD_PER_CLASS, cfg.TEST.OOD_PROTOCOL, random,
+                name, ood_root, exclude, cfg.DATASET.OOD_PER_CLASS, protocol, rng,
             )
         return ood
 

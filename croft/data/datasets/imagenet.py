@@ -190,6 +190,7 @@ class ImageNetOpenSet(DatasetBase):
     """ImageNet base classes for training and ID test, new classes as open-set, four shifted variants."""
 
     NAME = "ImageNet46"
+    reference_detection_split = "val"
 
     def __init__(self, cfg):
         root = check_dataset_root(cfg)
