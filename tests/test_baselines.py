@@ -1,6 +1,7 @@
 """The baselines (CoOp, CoCoOp, CLIP-Adapter, Tip-Adapter-F, DPLCLIP) on synthetic PACS with the
 tiny backbone: one epoch each, results.json, what trains and what stays frozen, and the pieces
 of each method checked against independent formulas."""
+import hashlib
 import json
 import os
 import subprocess
@@ -42,6 +43,18 @@ def run_args(name, root, out, *extra, config="rn50_ep30"):
             "OPTIM.MAX_EPOCH", "1", "OPTIM.WARMUP_EPOCH", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "8",
             "DATALOADER.TEST.BATCH_SIZE", "32", "DATASET.OOD_SETS", "['DTD']",
             "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", "2", *FAST, *extra]
+
+
+def eval_only_args(name, root, out, model_dir, *extra):
+    args = run_args(name, root, out, *extra)
+    at = args.index("--output-dir") + 2
+    return args[:at] + ["--eval-only", "--model-dir", str(model_dir)] + args[at:]
+
+
+def tip_cache_file(out):
+    files = list((Path(out) / "tip_adapter_cache").glob("keys_*.pt"))
+    assert len(files) == 1, files
+    return files[0]
 
 
 def build(args):
@@ -89,7 +102,11 @@ def test_one_epoch_trains_only_the_method_and_writes_results(trained, name):
     model = trainer._models[model_name]
     assert set(model.state_dict()) == expected
     for key, param in model.named_parameters():
-        assert param.requires_grad and not torch.equal(param.detach(), run.own_before[key]), f"{key} did not train"
+        before = run.own_before[key]
+        if name == "TIP_ADAPTER":  # sized and initialised in before_train: the keys start from the cache
+            before = torch.load(tip_cache_file(out), weights_only=True)["keys"]
+        assert param.shape == before.shape, key
+        assert param.requires_grad and not torch.equal(param.detach(), before), f"{key} did not train"
     assert list(trainer._models) == [model_name]
     state = torch.load(out / model_name / "model-best.pth.tar", weights_only=True)
     assert set(state["state_dict"]) == expected
@@ -105,16 +122,33 @@ def test_one_epoch_trains_only_the_method_and_writes_results(trained, name):
     assert np.isfinite(scores["energy/id"]).all()
 
 
-@pytest.mark.parametrize("name", ["TIP_ADAPTER", "CoOp"])
-def test_eval_only_reproduces_the_trained_model(trained, name, tmp_path):
+@pytest.mark.parametrize("name, shots", [("TIP_ADAPTER", None), ("CoOp", None), ("TIP_ADAPTER", "-1")])
+def test_eval_only_reproduces_the_trained_model(trained, name, shots, tmp_path, monkeypatch):
+    """Also with another training set (Tip-Adapter trained with 2 shots, evaluated with all images):
+    the cache module takes the checkpoint's size, and no cache of the eval run's train_x is made."""
+    import croft.trainers.tip_adapter as tip
+
+    sizes = []
+
+    class RecordingTipCache(tip.TipCache):
+        def __init__(self, num_keys, *args, **kwargs):
+            sizes.append(num_keys)
+            super().__init__(num_keys, *args, **kwargs)
+
+    monkeypatch.setattr(tip, "TipCache", RecordingTipCache)
     run = trained(name)
     eval_out = tmp_path / "eval"
-    args = run_args(name, run.trainer.cfg.DATASET.ROOT, eval_out)
-    args[args.index("--output-dir") + 2:args.index("--output-dir") + 2] = ["--eval-only", "--model-dir", str(run.out)]
-    assert main(args) == 0
+    extra = () if shots is None else ("DATASET.NUM_SHOTS", shots)
+    assert main(eval_only_args(name, run.trainer.cfg.DATASET.ROOT, eval_out, run.out, *extra)) == 0
     trained_results = json.loads((run.out / "results.json").read_text())
     evaluated = json.loads((eval_out / "results.json").read_text())
-    for key in ("val_accuracy", "test_accuracy"):
+    if name == "TIP_ADAPTER":
+        assert sizes == [0, len(run.trainer.dataset.train_x)]  # the placeholder, then the checkpoint's size
+    if shots is not None:
+        log = (eval_out / "log.txt").read_text()
+        assert f"holds {len(run.trainer.dataset.train_x)} cached training images (this run's train_x has " in log
+    # the validation split is sampled with NUM_SHOTS too
+    for key in ("val_accuracy", "test_accuracy") if shots is None else ("test_accuracy",):
         assert evaluated["closed_set"][key] == pytest.approx(trained_results["closed_set"][key])
     assert evaluated["best_epoch"] == trained_results["best_epoch"]
     a, b = np.load(run.out / "scores.npz"), np.load(eval_out / "scores.npz")
@@ -252,11 +286,32 @@ def test_tip_adapter_logits_formula(trained):
     assert cfg.ALPHA == 1.0 and cfg.BETA == 1.17
 
 
-def test_tip_adapter_cache_is_keyed_by_run_and_never_reused_wrongly(trained):
+def test_tip_adapter_cache_keys_are_the_normalised_mean_of_the_raw_augmented_features(trained):
+    """Tip-Adapter: keys = normalise(mean over the augmented passes of the raw image features),
+    computed here from the images, each pass p being augmented view p of the training transform."""
+    from croft.data.data_manager import load_view, view_seed
+
+    trainer = trained("TIP_ADAPTER").trainer
+    dm, items = trainer.dm, trainer.dataset.train_x
+    with torch.no_grad():
+        raw = torch.stack([
+            trainer.clip_model.encode_image(torch.stack(
+                [load_view(it.impath, dm.train_transform, view_seed(dm.aug_seed, p, it.impath)) for it in items])).float()
+            for p in range(trainer.cfg.TRAINER.TIP_ADAPTER.AUGMENT_EPOCH)])
+    mean = raw.mean(0)
+    expected = mean / mean.norm(dim=-1, keepdim=True)
+    stored = torch.load(tip_cache_file(trained("TIP_ADAPTER").out), weights_only=True)["keys"]
+    assert raw.shape[0] == 2 and stored.shape == expected.shape
+    torch.testing.assert_close(stored, expected, rtol=1e-4, atol=1e-5)
+    # normalising each pass first gives other keys here, so the check tells the two orders apart
+    per_pass = (raw / raw.norm(dim=-1, keepdim=True)).mean(0)
+    assert not torch.allclose(stored, per_pass / per_pass.norm(dim=-1, keepdim=True), rtol=1e-4, atol=1e-5)
+
+
+def test_tip_adapter_cache_is_keyed_by_run_and_never_reused_wrongly(trained, tmp_path, monkeypatch):
     run = trained("TIP_ADAPTER")
     trainer = run.trainer
-    files = list((run.out / "tip_adapter_cache").glob("keys_*.pt"))
-    assert len(files) == 1
+    files = [tip_cache_file(run.out)]
     stored = torch.load(files[0], weights_only=True)
     key = stored["key"]
     assert (key["dataset"], key["test_env"], key["shots"], key["seed"], key["backbone"]) == \
@@ -264,6 +319,25 @@ def test_tip_adapter_cache_is_keyed_by_run_and_never_reused_wrongly(trained):
     assert key["target_domains"] == ["sketch"] and key["augment_epoch"] == 2
     norms = stored["keys"].norm(dim=-1)
     torch.testing.assert_close(norms, torch.ones_like(norms))
+    # the frozen model is identified as the feature cache identifies it (weights by content), also
+    # when the feature cache is off
+    assert key["model"] == trainer.feature_cache.identity and key["model"]["weights"]["kind"] == "random-init"
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "feature_cache", None)
+        assert trainer.cache_key() == key
+        # weights from a file: its content, so a checkpoint retrained at the same path is a new key
+        weights = tmp_path / "weights.pt"
+        cfg = trainer.cfg.clone()
+        cfg.defrost()
+        cfg.MODEL.BACKBONE.PRETRAINED = str(weights)
+        patch.setattr(trainer, "cfg", cfg)
+        weights.write_bytes(b"first training")
+        first = trainer.cache_key()
+        weights.write_bytes(b"retrained at the same path")
+        second = trainer.cache_key()
+        assert first["model"]["weights"] == {"kind": "file",
+                                             "sha256": hashlib.sha256(b"first training").hexdigest()}
+        assert trainer.cache_path(first) != trainer.cache_path(second) != str(files[0])
     assert trainer.cache_path(key) == str(files[0])
     for field, value in (("seed", 2), ("test_env", "test_on_photo.json"), ("shots", 4), ("dataset", "VLCS")):
         assert trainer.cache_path(dict(key, **{field: value})) != str(files[0])
@@ -284,6 +358,23 @@ def test_tip_adapter_cache_is_keyed_by_run_and_never_reused_wrongly(trained):
     finally:
         with torch.no_grad():
             weight.copy_(saved_weight)
+
+
+def test_training_free_tip_adapter_writes_its_checkpoint_and_re_evaluates(synthetic_root, tmp_path):
+    out, eval_out = tmp_path / "free", tmp_path / "eval"
+    assert main(run_args("TIP_ADAPTER", synthetic_root, out, "OPTIM.MAX_EPOCH", "0")) == 0
+    best = torch.load(out / "tip_adapter" / "model-best.pth.tar", weights_only=True)
+    assert best["epoch"] == 0 and best["optimizer"] is None and (out / "tip_adapter" / "model.pth.tar-0").exists()
+    # training-free: the checkpoint holds the cache itself
+    torch.testing.assert_close(best["state_dict"]["keys.weight"], torch.load(tip_cache_file(out), weights_only=True)["keys"])
+    assert main(eval_only_args("TIP_ADAPTER", synthetic_root, eval_out, out)) == 0
+    trained_results = json.loads((out / "results.json").read_text())
+    evaluated = json.loads((eval_out / "results.json").read_text())
+    assert trained_results["best_epoch"] == evaluated["best_epoch"] == 0
+    for key in ("val_accuracy", "test_accuracy"):
+        assert evaluated["closed_set"][key] == pytest.approx(trained_results["closed_set"][key])
+    np.testing.assert_allclose(np.load(out / "scores.npz")["energy/id"], np.load(eval_out / "scores.npz")["energy/id"],
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_collect_results_shows_every_baseline(trained):

@@ -4,19 +4,28 @@ learnable keys.
 - Zero-shot classifier ``W_c``: unit-norm 7-template ensemble of the class names
   (``croft.clip.templates.ENSEMBLE_TEMPLATES``), fixed, as in the reference.
 - Cache: ``AUGMENT_EPOCH`` passes over ``train_x`` with the training augmentation (pass p is
-  augmented view p, the view that training epoch p sees, so the feature cache serves both); each
-  pass's features are L2-normalised, averaged over passes and normalised again -> keys ``K`` (N x D).
-  Values ``V`` = one-hot labels (N x C). Built in ``before_train`` (not when resuming: the
-  checkpoint holds the trained keys) under a saved-and-restored RNG state, so the training
-  randomness is the same whether the cache was computed or read from its file.
+  augmented view p, the view that training epoch p sees, so the feature cache serves both); the
+  raw image features are averaged over the passes and L2-normalised once -> keys ``K`` (N x D), as
+  in the paper ("normalised mean of the few-shot train features"). Values ``V`` = one-hot labels
+  (N x C). The cache module is sized lazily: ``build_model`` registers an empty (0-key)
+  placeholder; ``before_train`` builds the ``train_x``-sized cache (not when resuming) under a
+  saved-and-restored RNG state, so the training randomness is the same whether the cache was
+  computed or read from its file; ``load_model`` / resume size it from the checkpoint
+  (N from ``keys.weight``, C from ``values``), so ``--eval-only --model-dir`` works whatever the
+  evaluation run's training set is, and allocates nothing of ``train_x``'s size.
 - Logits ``s * x W_c^T + ALPHA * exp(-BETA * (1 - x K^T)) V`` for the normalised image feature
   ``x``. ``s`` is CLIP's logit scale (exactly 100 for OpenAI CLIP, the literal of the paper; the
   random-init test backbones use their own scale). ``K`` is an ``nn.Linear`` initialised with the
   keys and trained with CE; ``V`` is a persistent buffer of the same checkpoint, so
-  ``--eval-only --model-dir`` needs no cache. ``OPTIM.MAX_EPOCH 0`` gives training-free Tip-Adapter.
+  ``--eval-only --model-dir`` needs no cache. ``OPTIM.MAX_EPOCH 0`` gives training-free Tip-Adapter
+  (no optimizer; ``model-best`` and ``model.pth.tar-0`` are written once the cache is built, so
+  it can be re-evaluated with ``--eval-only --model-dir``).
 - The cache file ``OUTPUT_DIR/tip_adapter_cache/keys_<digest>.pt`` is keyed by dataset, TEST_ENV,
-  domains, shots, seed, backbone, weights, transforms, AUGMENT_EPOCH and the exact training list;
-  a file whose stored key differs is never used (the reference shared one file across datasets).
+  domains, shots, seed, backbone, the frozen model's identity (that of the feature cache:
+  architecture, weights identity -- SHA-256 of a checkpoint file's content, or of the state dict
+  for random init --, open_clip version, device, precision), transforms, AUGMENT_EPOCH and the
+  exact training list; a file whose stored key differs is never used (the reference shared one
+  file across datasets), nor one of a checkpoint retrained at the same path.
 """
 import hashlib
 import inspect
@@ -30,21 +39,45 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip.text import text_features
+from ..engine.checkpoint import BEST_NAME, epoch_file_name, latest_checkpoint, load_checkpoint
+from ..engine.feature_cache import model_identity
 from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
 from .clip_base import FrozenCLIPTrainer
 from .prompt_learner import normalize
 
 CACHE_DIR_NAME = "tip_adapter_cache"
+MODEL_NAME = "tip_adapter"
+
+
+class _ZeroLinear(nn.Linear):
+    """``nn.Linear`` initialised to zero: no draw from the global RNG, any size (0 rows included)."""
+
+    def reset_parameters(self):
+        nn.init.zeros_(self.weight)
 
 
 class TipCache(nn.Module):
-    """Learnable keys (``keys.weight``: N x D) and fixed one-hot values (N x C)."""
+    """Learnable keys (``keys.weight``: N x D) and fixed one-hot values (N x C).
 
-    def __init__(self, labels, num_classes, dim):
+    With ``labels`` the values are their one-hot rows; without, N zero rows (filled by a checkpoint).
+    The keys start at zero and draw nothing from the global RNG: the cache file or a checkpoint
+    overwrites them.
+    """
+
+    def __init__(self, num_keys, num_classes, dim, labels=None):
         super().__init__()
-        self.keys = nn.Linear(dim, len(labels), bias=False)
-        nn.init.zeros_(self.keys.weight)
-        self.register_buffer("values", F.one_hot(labels, num_classes).float())
+        self.keys = _ZeroLinear(dim, num_keys, bias=False)
+        if labels is None:
+            values = torch.zeros(num_keys, num_classes)
+        else:
+            if len(labels) != num_keys:
+                raise ValueError(f"TipCache: {len(labels)} labels for {num_keys} keys")
+            values = F.one_hot(labels, num_classes).float()
+        self.register_buffer("values", values)
+
+    @property
+    def num_keys(self):
+        return self.keys.weight.shape[0]
 
     def forward(self, img, beta):
         affinity = self.keys(img)
@@ -81,13 +114,63 @@ class TipAdapter(FrozenCLIPTrainer):
         self.load_backbone()
         self.text = text_features(self.clip_model, self.tokenizer, self.classnames, ensemble=True,
                                   device=self.device).float()
+        # An empty placeholder: ``before_train`` sizes the cache from train_x, ``load_model`` and
+        # resume from the checkpoint (whose N may differ from this run's train_x).
+        self.install_cache(TipCache(0, self.num_classes, self.feat_dim))
+        self.logger.info(f"Tip-Adapter-F: alpha {cfg.ALPHA}, beta {cfg.BETA}, {cfg.AUGMENT_EPOCH} augmented "
+                         f"passes" + (", training-free (OPTIM.MAX_EPOCH 0)" if self.max_epoch == 0 else ""))
+
+    def install_cache(self, cache):
+        """Make ``cache`` the registered model, with a fresh optimizer and scheduler (none without training)."""
+        self.cache = cache.to(self.device)
+        for registry in (self._models, self._optims, self._scheds):
+            registry.pop(MODEL_NAME, None)
+        optim, sched = (None, None) if self.max_epoch == 0 else self.build_optimizer_and_scheduler(self.cache)
+        self.register_model(MODEL_NAME, self.cache, optim, sched)
+
+    def install_train_cache(self):
+        """The cache of this run's ``train_x``: one key per training image (keys still zero)."""
         labels = torch.tensor([item.label for item in self.dataset.train_x], dtype=torch.long)
-        self.cache = TipCache(labels, self.num_classes, self.feat_dim).to(self.device)
-        self.register_model("tip_adapter", self.cache, *self.build_optimizer_and_scheduler(self.cache))
-        self.logger.info(f"Tip-Adapter-F: cache of {len(labels)} training images, alpha {cfg.ALPHA}, "
-                         f"beta {cfg.BETA}, {cfg.AUGMENT_EPOCH} augmented passes")
+        self.install_cache(TipCache(len(labels), self.num_classes, self.feat_dim, labels))
+        self.logger.info(f"Tip-Adapter-F: cache of {len(labels)} training images")
+
+    def install_checkpoint_cache(self, path):
+        """Size the cache module like the checkpoint at ``path`` (N keys, C classes), before loading it."""
+        state_dict = load_checkpoint(path, map_location="cpu")["state_dict"]
+        if "keys.weight" not in state_dict or "values" not in state_dict:
+            raise KeyError(f'checkpoint "{path}" is not a Tip-Adapter cache (no keys.weight / values); '
+                           f"found {sorted(state_dict)}")
+        num_keys, dim = state_dict["keys.weight"].shape
+        num_classes = state_dict["values"].shape[1]
+        if dim != self.feat_dim or num_classes != self.num_classes:
+            raise ValueError(f'checkpoint "{path}" holds a Tip-Adapter cache of dimension {dim} and {num_classes} '
+                             f"classes; this run has dimension {self.feat_dim} ({self.cfg.MODEL.BACKBONE.NAME}) and "
+                             f"{self.num_classes} classes ({self.cfg.DATASET.NAME})")
+        if tuple(self.cache.values.shape) != (num_keys, num_classes):
+            self.install_cache(TipCache(num_keys, num_classes, dim))
+        if num_keys != len(self.dataset.train_x):
+            self.logger.info(f'Tip-Adapter checkpoint "{path}" holds {num_keys} cached training images '
+                             f"(this run's train_x has {len(self.dataset.train_x)})")
+
+    def load_model(self, directory, epoch=None):
+        path = os.path.join(directory, MODEL_NAME, BEST_NAME if epoch is None else epoch_file_name(epoch))
+        if os.path.isfile(path):  # a missing file: the base class raises its error
+            self.install_checkpoint_cache(path)
+        super().load_model(directory, epoch)
+
+    def resume_model_if_exist(self, directory):
+        path = latest_checkpoint(os.path.join(directory, MODEL_NAME))
+        if path is not None:
+            self.install_checkpoint_cache(path)
+        return super().resume_model_if_exist(directory)
 
     # ------------------------------------------------------------------ cache model
+    def model_identity(self):
+        """What determines the frozen features: the feature cache's model identity (weights by content)."""
+        if self.feature_cache is not None:
+            return self.feature_cache.identity
+        return model_identity(self.cfg, self.clip_model, self.device)
+
     def cache_key(self):
         cfg, ds = self.cfg, self.dataset
         items = "\n".join(f"{item.impath}\t{item.label}" for item in ds.train_x)
@@ -95,7 +178,7 @@ class TipAdapter(FrozenCLIPTrainer):
             "dataset": cfg.DATASET.NAME, "test_env": cfg.TEST_ENV,
             "source_domains": list(ds.source_domains), "target_domains": list(ds.target_domains),
             "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED,
-            "backbone": cfg.MODEL.BACKBONE.NAME, "pretrained": str(cfg.MODEL.BACKBONE.PRETRAINED),
+            "backbone": cfg.MODEL.BACKBONE.NAME, "model": self.model_identity(),
             "autocast": cfg.MODEL.AUTOCAST, "augment_epoch": cfg.TRAINER.TIP_ADAPTER.AUGMENT_EPOCH,
             "input": {"size": list(cfg.INPUT.SIZE), "interpolation": cfg.INPUT.INTERPOLATION,
                       "transforms": list(cfg.INPUT.TRANSFORMS), "mean": list(cfg.INPUT.PIXEL_MEAN),
@@ -109,7 +192,7 @@ class TipAdapter(FrozenCLIPTrainer):
 
     @torch.no_grad()
     def augmented_pass_features(self, pass_index):
-        """Normalised features of one augmented pass over ``train_x`` (in ``train_x`` order)."""
+        """Raw features of one augmented pass over ``train_x`` (in ``train_x`` order)."""
         items = self.dataset.train_x
         if "view" in inspect.signature(self.dm.eval_loader).parameters:
             # Pass p is augmented view p: the same views as training epochs 0, 1, ..., so the
@@ -118,10 +201,11 @@ class TipAdapter(FrozenCLIPTrainer):
                                          view=pass_index)
         else:
             loader = self.dm.eval_loader(items, train_transform=True)
-        return torch.cat([normalize(self.batch_image_features(batch)) for batch in loader])
+        return torch.cat([self.batch_image_features(batch) for batch in loader])
 
     @torch.no_grad()
     def compute_cache_keys(self):
+        """Mean of the raw features over the augmented passes, L2-normalised once (the paper's order)."""
         passes = self.cfg.TRAINER.TIP_ADAPTER.AUGMENT_EPOCH
         total = None
         for p in range(passes):
@@ -155,11 +239,18 @@ class TipAdapter(FrozenCLIPTrainer):
     def before_train(self):
         super().before_train()  # resumes the trained keys when a checkpoint exists
         if self.start_epoch == 0:
+            self.install_train_cache()
             self.build_cache_model()
+            if self.max_epoch == 0:
+                # Training-free: the cache model is final; write it so --eval-only can load it.
+                self.save_model(-1, is_best=True)
+                self.save_model(-1)
 
     # ------------------------------------------------------------------ model
     def tip_logits(self, features):
         cfg = self.cfg.TRAINER.TIP_ADAPTER
+        if self.cache.num_keys == 0:
+            raise RuntimeError("Tip-Adapter cache is empty: train, or load a checkpoint (--eval-only --model-dir)")
         img = normalize(features.float())
         clip_logits = self.logit_scale * img @ self.text.t()
         return clip_logits + cfg.ALPHA * self.cache(img, cfg.BETA), img
