@@ -1,22 +1,4 @@
 #!/usr/bin/env bash
-# CLIP-Adapter on VLCS, leave-one-domain-out over the 4 held-out domains (Setup-II, reference-spec §4.3, §6).
-# usage: DATA=/path bash scripts/clip_adapter/clip_adapter_vlcs.sh DATASET CFG SEED SHOTS [RATIO] [KEY VALUE ...]
-#   DATASET  dataset config name in configs/datasets (VLCS, or VLCS_DTD ...)
-#   CFG      trainer config in configs/trainers/CLIP_Adapter (rn50_ep30 or ViT_ep30)
-#   RATIO    residual ratio; default 0.2 (TRAINER.CLIP_Adapter.RATIO)
-# Open-set sets: DTD, Food101 and Caltech101 are evaluated after training (DATASET.OOD_SETS).
-# Output: $OUTPUT/CLIP_Adapter/<DATASET>_<CFG>_<RATIO>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../common.sh"
-if [ $# -lt 4 ]; then sed -n '2,8p' "$0"; exit 2; fi
-DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
-RATIO=${5:-0.2}
-shift $(( $# < 5 ? $# : 5 ))
-for DOMAIN in labelme sun pascal caltech; do
-    run_one "${OUTPUT}/CLIP_Adapter/${DATASET}_${CFG}_${RATIO}/test_on_${DOMAIN}/seed${SEED}/shots${SHOTS}" \
-        --seed "${SEED}" --trainer CLIP_Adapter \
-        --dataset-config-file "${REPO_ROOT}/configs/datasets/${DATASET}.yaml" \
-        --config-file "${REPO_ROOT}/configs/trainers/CLIP_Adapter/${CFG}.yaml" \
-        DATASET.NUM_SHOTS "${SHOTS}" TEST_ENV "test_on_${DOMAIN}.json" \
-        DATASET.OOD_SETS "['DTD', 'Food101', 'Caltech101']" \
-        TRAINER.CLIP_Adapter.RATIO "${RATIO}" "$@"
-done
+# CLIP-Adapter on VLCS, leave-one-domain-out over its 4 held-out domains (Setup-II, reference-spec §4.3, §6).
+# Same arguments as clip_adapter_pacs.sh (DATASET is VLCS, or VLCS_DTD ...); only the domain list differs.
+HELDOUT_DOMAINS="labelme sun pascal caltech" exec bash "$(dirname "$0")/clip_adapter_pacs.sh" "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CoCoOp on PACS, leave-one-domain-out over the 4 held-out domains (Setup-II, reference-spec §4.3, §6).
+# CoCoOp on PACS (and, through cocoop_vlcs.sh, VLCS), leave-one-domain-out over the 4 held-out domains (Setup-II, reference-spec §4.3, §6).
 # usage: DATA=/path bash scripts/cocoop/cocoop_pacs.sh DATASET CFG SEED SHOTS [N_CTX] [KEY VALUE ...]
 #   DATASET  dataset config name in configs/datasets (PACS, or PACS_DTD ...)
 #   CFG      trainer config in configs/trainers/CoCoOp (rn50_ep30 or ViT_ep30)
@@ -11,7 +11,8 @@ if [ $# -lt 4 ]; then sed -n '2,8p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
 N_CTX=${5:-16}
 shift $(( $# < 5 ? $# : 5 ))
-for DOMAIN in sketch photo cartoon art_painting; do
+# Held-out domains: PACS's by default; scripts/cocoop/cocoop_vlcs.sh sets VLCS's.
+for DOMAIN in ${HELDOUT_DOMAINS:-sketch photo cartoon art_painting}; do
     run_one "${OUTPUT}/CoCoOp/${DATASET}_${CFG}_${N_CTX}/test_on_${DOMAIN}/seed${SEED}/shots${SHOTS}" \
         --seed "${SEED}" --trainer CoCoOp \
         --dataset-config-file "${REPO_ROOT}/configs/datasets/${DATASET}.yaml" \

@@ -1,22 +1,4 @@
 #!/usr/bin/env bash
-# CoCoOp on VLCS, leave-one-domain-out over the 4 held-out domains (Setup-II, reference-spec §4.3, §6).
-# usage: DATA=/path bash scripts/cocoop/cocoop_vlcs.sh DATASET CFG SEED SHOTS [N_CTX] [KEY VALUE ...]
-#   DATASET  dataset config name in configs/datasets (VLCS, or VLCS_DTD ...)
-#   CFG      trainer config in configs/trainers/CoCoOp (rn50_ep30 or ViT_ep30)
-#   N_CTX    context tokens; default 16 (TRAINER.COCOOP.N_CTX)
-# Open-set sets: DTD, Food101 and Caltech101 are evaluated after training (DATASET.OOD_SETS).
-# Output: $OUTPUT/CoCoOp/<DATASET>_<CFG>_<N_CTX>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../common.sh"
-if [ $# -lt 4 ]; then sed -n '2,8p' "$0"; exit 2; fi
-DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
-N_CTX=${5:-16}
-shift $(( $# < 5 ? $# : 5 ))
-for DOMAIN in labelme sun pascal caltech; do
-    run_one "${OUTPUT}/CoCoOp/${DATASET}_${CFG}_${N_CTX}/test_on_${DOMAIN}/seed${SEED}/shots${SHOTS}" \
-        --seed "${SEED}" --trainer CoCoOp \
-        --dataset-config-file "${REPO_ROOT}/configs/datasets/${DATASET}.yaml" \
-        --config-file "${REPO_ROOT}/configs/trainers/CoCoOp/${CFG}.yaml" \
-        DATASET.NUM_SHOTS "${SHOTS}" TEST_ENV "test_on_${DOMAIN}.json" \
-        DATASET.OOD_SETS "['DTD', 'Food101', 'Caltech101']" \
-        TRAINER.COCOOP.N_CTX "${N_CTX}" "$@"
-done
+# CoCoOp on VLCS, leave-one-domain-out over its 4 held-out domains (Setup-II, reference-spec §4.3, §6).
+# Same arguments as cocoop_pacs.sh (DATASET is VLCS, or VLCS_DTD ...); only the domain list differs.
+HELDOUT_DOMAINS="labelme sun pascal caltech" exec bash "$(dirname "$0")/cocoop_pacs.sh" "$@"

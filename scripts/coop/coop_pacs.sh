@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CoOp on PACS, leave-one-domain-out over the 4 held-out domains (Setup-II, reference-spec §4.3, §6).
+# CoOp on PACS (and, through coop_vlcs.sh, VLCS), leave-one-domain-out over the 4 held-out domains (Setup-II, reference-spec §4.3, §6).
 # usage: DATA=/path bash scripts/coop/coop_pacs.sh DATASET CFG SEED SHOTS [N_CTX] [CSC] [POSITION] [KEY VALUE ...]
 #   DATASET  dataset config name in configs/datasets (PACS, or PACS_DTD ...)
 #   CFG      trainer config in configs/trainers/CoOp (rn50_ep30 or ViT_ep30)
@@ -15,7 +15,8 @@ N_CTX=${5:-16}
 CSC=${6:-False}
 POSITION=${7:-end}
 shift $(( $# < 7 ? $# : 7 ))
-for DOMAIN in sketch photo cartoon art_painting; do
+# Held-out domains: PACS's by default; scripts/coop/coop_vlcs.sh sets VLCS's.
+for DOMAIN in ${HELDOUT_DOMAINS:-sketch photo cartoon art_painting}; do
     run_one "${OUTPUT}/CoOp/${DATASET}_${CFG}_${N_CTX}_${CSC}_${POSITION}/test_on_${DOMAIN}/seed${SEED}/shots${SHOTS}" \
         --seed "${SEED}" --trainer CoOp \
         --dataset-config-file "${REPO_ROOT}/configs/datasets/${DATASET}.yaml" \

@@ -1,26 +1,4 @@
 #!/usr/bin/env bash
-# CoOp on VLCS, leave-one-domain-out over the 4 held-out domains (Setup-II, reference-spec §4.3, §6).
-# usage: DATA=/path bash scripts/coop/coop_vlcs.sh DATASET CFG SEED SHOTS [N_CTX] [CSC] [POSITION] [KEY VALUE ...]
-#   DATASET  dataset config name in configs/datasets (VLCS, or VLCS_DTD ...)
-#   CFG      trainer config in configs/trainers/CoOp (rn50_ep30 or ViT_ep30)
-#   N_CTX    context tokens; default 16 (TRAINER.COOP.N_CTX)
-#   CSC      class-specific context (True/False); default False (TRAINER.COOP.CSC)
-#   POSITION class token position (end/middle/front); default end (TRAINER.COOP.CLASS_TOKEN_POSITION)
-# Open-set sets: DTD, Food101 and Caltech101 are evaluated after training (DATASET.OOD_SETS).
-# Output: $OUTPUT/CoOp/<DATASET>_<CFG>_<N_CTX>_<CSC>_<POSITION>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../common.sh"
-if [ $# -lt 4 ]; then sed -n '2,10p' "$0"; exit 2; fi
-DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
-N_CTX=${5:-16}
-CSC=${6:-False}
-POSITION=${7:-end}
-shift $(( $# < 7 ? $# : 7 ))
-for DOMAIN in labelme sun pascal caltech; do
-    run_one "${OUTPUT}/CoOp/${DATASET}_${CFG}_${N_CTX}_${CSC}_${POSITION}/test_on_${DOMAIN}/seed${SEED}/shots${SHOTS}" \
-        --seed "${SEED}" --trainer CoOp \
-        --dataset-config-file "${REPO_ROOT}/configs/datasets/${DATASET}.yaml" \
-        --config-file "${REPO_ROOT}/configs/trainers/CoOp/${CFG}.yaml" \
-        DATASET.NUM_SHOTS "${SHOTS}" TEST_ENV "test_on_${DOMAIN}.json" \
-        DATASET.OOD_SETS "['DTD', 'Food101', 'Caltech101']" \
-        TRAINER.COOP.N_CTX "${N_CTX}" TRAINER.COOP.CSC "${CSC}" TRAINER.COOP.CLASS_TOKEN_POSITION "${POSITION}" "$@"
-done
+# CoOp on VLCS, leave-one-domain-out over its 4 held-out domains (Setup-II, reference-spec §4.3, §6).
+# Same arguments as coop_pacs.sh (DATASET is VLCS, or VLCS_DTD ...); only the domain list differs.
+HELDOUT_DOMAINS="labelme sun pascal caltech" exec bash "$(dirname "$0")/coop_pacs.sh" "$@"

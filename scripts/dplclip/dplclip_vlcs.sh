@@ -1,22 +1,4 @@
 #!/usr/bin/env bash
-# DPLCLIP on VLCS, leave-one-domain-out over the 4 held-out domains (Setup-II, reference-spec §4.3, §6).
-# usage: DATA=/path bash scripts/dplclip/dplclip_vlcs.sh DATASET CFG SEED SHOTS [N_CTX] [KEY VALUE ...]
-#   DATASET  dataset config name in configs/datasets (VLCS, or VLCS_DTD ...)
-#   CFG      trainer config in configs/trainers/DPLCLIP (rn50_ep30 or ViT_ep30)
-#   N_CTX    domain-prompt tokens; default 16 (TRAINER.DPLCLIP.N_CTX)
-# Open-set sets: DTD, Food101 and Caltech101 are evaluated after training (DATASET.OOD_SETS).
-# Output: $OUTPUT/DPLCLIP/<DATASET>_<CFG>_<N_CTX>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
-source "$(dirname "$0")/../common.sh"
-if [ $# -lt 4 ]; then sed -n '2,8p' "$0"; exit 2; fi
-DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
-N_CTX=${5:-16}
-shift $(( $# < 5 ? $# : 5 ))
-for DOMAIN in labelme sun pascal caltech; do
-    run_one "${OUTPUT}/DPLCLIP/${DATASET}_${CFG}_${N_CTX}/test_on_${DOMAIN}/seed${SEED}/shots${SHOTS}" \
-        --seed "${SEED}" --trainer DPLCLIP \
-        --dataset-config-file "${REPO_ROOT}/configs/datasets/${DATASET}.yaml" \
-        --config-file "${REPO_ROOT}/configs/trainers/DPLCLIP/${CFG}.yaml" \
-        DATASET.NUM_SHOTS "${SHOTS}" TEST_ENV "test_on_${DOMAIN}.json" \
-        DATASET.OOD_SETS "['DTD', 'Food101', 'Caltech101']" \
-        TRAINER.DPLCLIP.N_CTX "${N_CTX}" "$@"
-done
+# DPLCLIP on VLCS, leave-one-domain-out over its 4 held-out domains (Setup-II, reference-spec §4.3, §6).
+# Same arguments as dplclip_pacs.sh (DATASET is VLCS, or VLCS_DTD ...); only the domain list differs.
+HELDOUT_DOMAINS="labelme sun pascal caltech" exec bash "$(dirname "$0")/dplclip_pacs.sh" "$@"
