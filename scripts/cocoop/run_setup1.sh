@@ -4,12 +4,4 @@
 # usage: DATA=/path bash scripts/cocoop/run_setup1.sh     (then: python tools/collect_results.py output/CoCoOp)
 # Optional environment: SEEDS, SHOTS_LIST (space-separated), CFG (default ViT_ep30),
 # DATASET (default imagenet46), plus those of scripts/common.sh (OUTPUT, BACKBONE, ...).
-set -euo pipefail
-HERE=$(dirname "$0")
-CFG=${CFG:-ViT_ep30}
-DATASET=${DATASET:-imagenet46}
-for SEED in ${SEEDS:-1 2 3}; do
-    for SHOTS in ${SHOTS_LIST:-1 16 32}; do
-        bash "${HERE}/cocoop_imagenet.sh" "${DATASET}" "${CFG}" "${SEED}" "${SHOTS}"
-    done
-done
+exec bash "$(dirname "$0")/../setup1_grid.sh" "$(dirname "$0")/cocoop_imagenet.sh"
