@@ -43,9 +43,15 @@ def main(argv=None):
     except ConfigError as exc:
         logger.error(f"error: {exc}")
         return 2
-    logger = setup_logger(cfg.OUTPUT_DIR)
-    from .engine.trainer import NonFiniteLossError
+    from .engine.checks import check_cfg
+    from .utils.errors import NonFiniteLossError
 
+    try:
+        check_cfg(cfg)
+    except ConfigError as exc:
+        logger.error(f"error: {exc}")
+        return 2
+    logger = setup_logger(cfg.OUTPUT_DIR)
     try:
         run(cfg, args)
     except (KeyError, ValueError, FileNotFoundError, NotADirectoryError, RuntimeError, NonFiniteLossError) as exc:

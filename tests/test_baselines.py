@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from croft import trainers  # noqa: F401
 from croft.clip.backbone import load_clip
 from croft.config import setup_cfg
+from croft.data.batch import Batch
 from croft.engine.logger import setup_logger
 from croft.engine.trainer import build_trainer, set_random_seed
 from croft.train import build_parser, main
@@ -222,8 +223,9 @@ def test_cocoop_chunked_text_passes_give_the_same_gradient(trained, monkeypatch)
     trainer = trained("CoCoOp").trainer
     trainer.set_model_mode("train")
     gen = torch.Generator().manual_seed(0)
-    batch = {"feat": torch.randn(3, trainer.feat_dim, generator=gen),
-             "label": torch.randint(0, trainer.num_classes, (3,), generator=gen)}
+    batch = Batch(features=torch.randn(3, trainer.feat_dim, generator=gen),
+                  labels=torch.randint(0, trainer.num_classes, (3,), generator=gen),
+                  domains=torch.zeros(3, dtype=torch.long), impaths=["a", "b", "c"], indices=torch.arange(3))
     monkeypatch.setattr(trainer, "update", lambda names=None: None)
     grads, losses = [], []
     for per_chunk in (3, 2, 1):
@@ -237,7 +239,7 @@ def test_cocoop_chunked_text_passes_give_the_same_gradient(trained, monkeypatch)
     # evaluation: each image's logits come from its own conditioned prompts, whatever the batch;
     # text_features are the unconditioned context's (C x D, for MCM)
     trainer.set_model_mode("eval")
-    out = trainer.inference_from_features(batch["feat"])
+    out = trainer.inference(batch.features)
     assert out.logits.shape == (3, trainer.num_classes)
     assert out.text_features.shape == (trainer.num_classes, trainer.feat_dim)
     with torch.no_grad():
@@ -263,7 +265,7 @@ def test_dplclip_scores_each_sample_against_its_own_domain_prompt(trained):
             img = raw[idx] / raw[idx].norm(dim=-1, keepdim=True)
             torch.testing.assert_close(logits[idx], trainer.logit_scale * img @ text.t(), rtol=1e-5, atol=1e-5)
         # test time: the mean prompt over the batch
-        out = trainer.inference_from_features(raw)
+        out = trainer.inference(raw)
         text = trainer.domain_text_features(tokens.mean(0, keepdim=True))[0]
         torch.testing.assert_close(out.text_features, text)
         torch.testing.assert_close(out.logits, trainer.logit_scale * out.image_features @ text.t())
@@ -281,7 +283,7 @@ def test_tip_adapter_logits_formula(trained):
     values = F.one_hot(labels, trainer.num_classes).float()
     expected = (trainer.logit_scale * xn @ trainer.text.t()
                 + cfg.ALPHA * torch.exp(-cfg.BETA * (1 - xn @ keys.t())) @ values)
-    out = trainer.inference_from_features(x)
+    out = trainer.inference(x)
     torch.testing.assert_close(out.logits, expected, rtol=1e-5, atol=1e-5)
     assert cfg.ALPHA == 1.0 and cfg.BETA == 1.17
 
@@ -289,7 +291,7 @@ def test_tip_adapter_logits_formula(trained):
 def test_tip_adapter_cache_keys_are_the_normalised_mean_of_the_raw_augmented_features(trained):
     """Tip-Adapter: keys = normalise(mean over the augmented passes of the raw image features),
     computed here from the images, each pass p being augmented view p of the training transform."""
-    from croft.data.data_manager import load_view, view_seed
+    from croft.data.images import load_view, view_seed
 
     trainer = trained("TIP_ADAPTER").trainer
     dm, items = trainer.dm, trainer.dataset.train_x

@@ -16,11 +16,11 @@ import torch
 
 from croft import trainers  # noqa: F401  (registers the trainers)
 from croft.config import get_cfg_default, setup_cfg
-from croft.data.data_manager import DatumDataset, EpochBatchSampler, num_train_views, read_image, view_seed
+from croft.data.images import DatumDataset, EpochBatchSampler, num_train_views, read_image, view_seed
 from croft.data.datum import Datum
 from croft.data.transforms import build_transform
-from croft.engine import feature_cache as fc
-from croft.engine.feature_cache import FeatureCache
+from croft.data import feature_cache as fc
+from croft.data.feature_cache import FeatureCache
 from croft.engine.trainer import build_trainer, set_random_seed
 from croft.train import build_parser, main
 
@@ -133,7 +133,7 @@ def test_cached_training_never_runs_the_image_encoder(cold_run, synthetic_root, 
     forward_backward = trainer.forward_backward
 
     def update(batch):
-        assert "img" not in batch and batch["feat"].shape[1] == trainer.feat_dim
+        assert batch.features.shape[1] == trainer.feat_dim
         state["updating"] = True
         try:
             return forward_backward(batch)

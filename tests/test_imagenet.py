@@ -16,7 +16,7 @@ from croft.data.datasets import DATASET_REGISTRY, build_dataset
 from croft.data.datasets import imagenet as imagenet_module
 from croft.data.datasets.imagenet import ImageNetOpenSet, draw_base_classes
 from croft.data.splits import DatasetError
-from croft.engine.evaluation import Outputs, subset_accuracy
+from croft.evaluation.inference import Outputs
 from croft.results.collect import collect, format_table
 from croft.train import build_parser, main
 
@@ -214,8 +214,8 @@ def test_subset_accuracy_masks_other_classes():
     logits = torch.tensor([[0.0, 5.0, 1.0, 0.0], [3.0, 0.0, 0.0, 2.0], [0.0, 0.0, 4.0, 9.0]])
     out = Outputs(logits, torch.zeros(3, 2), torch.tensor([2, 3, 2]), None)
     assert out.accuracy == pytest.approx(0.0)
-    assert subset_accuracy(out, [2, 3]) == pytest.approx(100 * 2 / 3)
-    assert subset_accuracy(out, [2]) == pytest.approx(100 * 2 / 3)  # the label-3 sample cannot be right
+    assert out.subset_accuracy([2, 3]) == pytest.approx(100 * 2 / 3)
+    assert out.subset_accuracy([2]) == pytest.approx(100 * 2 / 3)  # the label-3 sample cannot be right
 
 
 # ------------------------------------------------------------------ bad inputs

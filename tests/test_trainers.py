@@ -8,6 +8,7 @@ import torch
 from croft import trainers  # noqa: F401
 from croft.config import setup_cfg
 from croft.engine.trainer import NonFiniteLossError, build_trainer, set_random_seed
+from croft.evaluation.inference import FINAL, TRAINING
 from croft.train import build_parser, main
 
 FAST = ["DATALOADER.NUM_WORKERS", "0", "MODEL.BACKBONE.PRETRAINED", "none", "TEST.PLOT", "False"]
@@ -86,8 +87,8 @@ def test_eval_only_reloads_the_best_checkpoint(synthetic_root, tmp_path):
 
 def test_non_finite_loss_names_epoch_batch_and_term(synthetic_root, tmp_path, monkeypatch):
     trainer = build(croft_args(synthetic_root, tmp_path / "nan", "TRAINER.CRoFT.gen_step", "0"))
-    monkeypatch.setattr(trainer, "batch_image_features", lambda batch: torch.full(
-        (len(batch["label"]), trainer.feat_dim), float("nan")))
+    monkeypatch.setattr(trainer, "parse_batch_train", lambda batch: (torch.full(
+        (len(batch), trainer.feat_dim), float("nan")), batch.labels))
     with pytest.raises(NonFiniteLossError, match=r"epoch 1/2, batch 1/\d+: loss term 'cross-entropy'"):
         trainer.train()
     assert not os.path.exists(tmp_path / "nan" / "results.json")
@@ -105,16 +106,15 @@ def test_eval_ratios_apply_only_to_the_final_evaluation(synthetic_root, tmp_path
     t = trainer.text_raw
     w_i, w_t = trainer.adapter.fc_i.detach(), trainer.adapter.fc_t.detach()
 
-    def expected(r, r_t):  # spec §1.4: logits = s * norm(r x W_i^T + (1-r) x) norm(r_t t W_t^T + (1-r_t) t)^T
+    def expected(r, r_t):  # docs/method.md: logits = s * norm(r x W_i^T + (1-r) x) norm(r_t t W_t^T + (1-r_t) t)^T
         img = r * x @ w_i.t() + (1 - r) * x
         txt = r_t * t @ w_t.t() + (1 - r_t) * t
         img = img / (1e-6 + img.norm(dim=1, keepdim=True))
         txt = txt / (1e-6 + txt.norm(dim=1, keepdim=True))
         return trainer.logit_scale * img @ txt.t()
 
-    torch.testing.assert_close(trainer.inference_from_features(x).logits, expected(0.2, 0.5))
-    trainer.final_evaluation = True
-    torch.testing.assert_close(trainer.inference_from_features(x).logits, expected(0.5, 0.0))
+    torch.testing.assert_close(trainer.inference(x, TRAINING).logits, expected(0.2, 0.5))
+    torch.testing.assert_close(trainer.inference(x, FINAL).logits, expected(0.5, 0.0))
     assert not torch.allclose(expected(0.2, 0.5), expected(0.5, 0.0))
 
 

@@ -107,7 +107,7 @@ def throughput(args, data_root, autocast):
 
     from croft.clip import load_clip
     from croft.config import get_cfg_default
-    from croft.data.data_manager import DatumDataset
+    from croft.data.images import DatumDataset
     from croft.data.datum import Datum
     from croft.data.transforms import build_transform
 

@@ -9,6 +9,7 @@ _CHOICES = {
     "TRAINER.CRoFT.EDR_REDUCTION": ("mean_sumsq", "sum_meansq"),
     "MODEL.AUTOCAST": ("fp32", "fp16", "bf16"),
     "TEST.FINAL_MODEL": ("best_val", "last_step"),
+    "TEST.SPLIT": ("test", "val"),
 }
 
 
@@ -25,18 +26,20 @@ def validate_cfg(cfg):
         value = _get(cfg, key)
         if value not in allowed:
             raise ConfigError(f"invalid value for '{key}': {value!r}; expected one of {list(allowed)}")
-    unknown = [s for s in cfg.TEST.OOD_SCORES if s not in ("energy", "mcm", "max_logit", "knn")]
+    from ..evaluation.scores import score_names
+
+    unknown = [s for s in cfg.TEST.OOD_SCORES if s not in score_names()]
     if unknown:
         raise ConfigError(
             f"invalid value for 'TEST.OOD_SCORES': unknown score(s) {unknown}; "
-            "expected names from ['energy', 'mcm', 'max_logit', 'knn']"
+            f"expected names from {score_names()}"
         )
 
 
 def setup_cfg(args):
     """Build the frozen config from parsed CLI ``args``.
 
-    Merge order (DESIGN §3): defaults, dataset YAML, trainer YAML, flags, overrides.
+    Merge order: defaults, dataset YAML, trainer YAML, flags, overrides.
     """
     cfg = get_cfg_default()
     if getattr(args, "dataset_config_file", ""):

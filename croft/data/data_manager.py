@@ -1,181 +1,44 @@
-"""Wraps a dataset into loaders: train_x, val, test (one per test set) and open-set sets.
+"""The loaders of a run: train_x, val, test, and any further evaluation set on request.
 
-Reproducible augmentation (DESIGN §5). The random training transform of image ``i`` in epoch
-``e`` is drawn from its own generator, seeded by ``(augmentation seed, view, image path)`` with
-``view = e mod CACHE.TRAIN_VIEWS`` (``-1`` = MAX_EPOCH, so every epoch sees a fresh view). The
-shuffle order of epoch ``e`` comes from a generator seeded by ``(SEED, e)``. Neither touches the
-global torch RNG, and neither depends on the number of loader workers. So the cached pipeline
-(features of view ``v`` computed once and read back, :mod:`croft.engine.feature_cache`) and the
-online pipeline (``CACHE.ENABLED False``) see the same pixels in the same batches, and their
-results agree within float tolerance. The augmentation seed is ``SEED`` (0 for unseeded runs,
-``SEED -1``, whose shuffle order stays random); open-set images that the reference protocol
-encodes with the training transform use view 0.
+The data manager is built once the frozen backbone is known, from a *feature source*
+(:mod:`croft.data.feature_source`): images through the encoder, or the feature cache. Each
+loader is built once and yields :class:`~croft.data.batch.Batch` objects. Reproducible
+augmentation and batch order: :mod:`croft.data.images`.
 """
-import hashlib
-import os
 import random
 
-import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
-
+from .images import EpochBatchSampler, augmentation_seed, num_train_views
 from .transforms import build_transform
 
 
-def read_image(path):
-    with Image.open(path) as img:
-        return img.convert("RGB")
-
-
-def is_random_transform(transform):
-    """Whether ``transform`` (a torchvision ``Compose`` or a single op) draws random numbers."""
-    ops = getattr(transform, "transforms", [transform])
-    return any(type(op).__name__.startswith("Random") for op in ops)
-
-
-def derive_seed(*parts):
-    """A 63-bit seed from any printable parts (stable across processes and Python versions)."""
-    text = "\0".join(str(p) for p in parts).encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") & ((1 << 63) - 1)
-
-
-def view_seed(aug_seed, view, impath):
-    """Seed of the augmentation of view ``view`` of the image at ``impath``."""
-    return derive_seed("view", aug_seed, view, os.path.abspath(impath))
-
-
-def load_view(impath, transform, seed=None):
-    """Read an image and apply ``transform``; a random transform draws from a generator seeded by ``seed``.
-
-    The global CPU RNG state is saved and restored around the call, so it is left untouched.
-    """
-    img = read_image(impath)
-    if seed is None:
-        return transform(img)
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
-        return transform(img)
-
-
-def augmentation_seed(cfg):
-    return cfg.SEED if cfg.SEED >= 0 else 0
-
-
-def num_train_views(cfg):
-    views = cfg.CACHE.TRAIN_VIEWS
-    if views == -1:
-        return max(int(cfg.OPTIM.MAX_EPOCH), 1)
-    if views < 1:
-        raise ValueError(f"invalid value for 'CACHE.TRAIN_VIEWS': {views}; expected -1 (= OPTIM.MAX_EPOCH) or >= 1")
-    return int(views)
-
-
-class DatumDataset(Dataset):
-    """Images of ``items`` through ``transform``.
-
-    An index is ``i`` (view ``view``) or a pair ``(i, view)`` (what :class:`EpochBatchSampler`
-    yields). Random transforms are seeded per (augmentation seed, view, image) via :func:`view_seed`.
-    """
-
-    def __init__(self, items, transform, aug_seed=0, view=0):
-        self.items = items
-        self.transform = transform
-        self.aug_seed = aug_seed
-        self.view = view
-        self.random = is_random_transform(transform)
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, key):
-        index, view = key if isinstance(key, tuple) else (key, self.view)
-        item = self.items[index]
-        seed = view_seed(self.aug_seed, view, item.impath) if self.random else None
-        return {"img": load_view(item.impath, self.transform, seed), "label": item.label,
-                "domain": item.domain, "impath": item.impath, "index": index}
-
-
-class EpochBatchSampler(Sampler):
-    """Shuffled batches of ``(index, view)`` pairs; call :meth:`set_epoch` before each epoch.
-
-    The order of epoch ``e`` is a permutation drawn from a generator seeded by ``(seed, e)``; the
-    view is ``e mod num_views``. Shared by the online loader and the cached feature loader.
-    """
-
-    def __init__(self, num_items, batch_size, drop_last, seed, num_views):
-        self.num_items = num_items
-        self.batch_size = batch_size
-        self.drop_last = drop_last
-        self.seed = seed
-        self.num_views = num_views
-        self.epoch = 0
-
-    def set_epoch(self, epoch):
-        self.epoch = int(epoch)
-
-    @property
-    def view(self):
-        return self.epoch % self.num_views
-
-    def order(self):
-        generator = torch.Generator()
-        generator.manual_seed(derive_seed("shuffle", self.seed, self.epoch))
-        return torch.randperm(self.num_items, generator=generator).tolist()
-
-    def __iter__(self):
-        order, view, size = self.order(), self.view, self.batch_size
-        for start in range(0, self.num_items, size):
-            batch = order[start:start + size]
-            if len(batch) < size and self.drop_last:
-                break
-            yield [(i, view) for i in batch]
-
-    def __len__(self):
-        if self.drop_last:
-            return self.num_items // self.batch_size
-        return -(-self.num_items // self.batch_size)
-
-
-def _private_generator():
-    # DataLoader draws its workers' base seed from `generator`, or from the global RNG when None;
-    # a private generator keeps the global RNG (which model updates may use) untouched.
-    return torch.Generator()
-
-
 class DataManager:
-    """Builds the transforms and loaders of a :class:`~croft.data.datasets.DatasetBase`.
+    """Transforms and loaders of a :class:`~croft.data.datasets.DatasetBase` over a feature source."""
 
-    With a feature cache attached (:meth:`attach_feature_cache`), every loader yields batches of
-    precomputed features (``batch["feat"]``) instead of images.
-    """
-
-    def __init__(self, cfg, dataset):
+    def __init__(self, cfg, dataset, source):
         self.cfg = cfg
         self.dataset = dataset
+        self.source = source
         self.train_transform = build_transform(cfg, is_train=True)
         self.test_transform = build_transform(cfg, is_train=False)
-        self.pin_memory = torch.cuda.is_available() and cfg.USE_CUDA
         self.aug_seed = augmentation_seed(cfg)
         self.num_views = num_train_views(cfg)
-        self.feature_cache = None
-        shuffle_seed = cfg.SEED if cfg.SEED >= 0 else random.SystemRandom().randrange(1 << 62)
-        batch = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
+        self.train_sampler = None
+        self.train_loader_x = None
         if dataset.train_x:
-            # drop_last only when the set holds at least one full batch (spec §2.2).
+            shuffle_seed = cfg.SEED if cfg.SEED >= 0 else random.SystemRandom().randrange(1 << 62)
+            batch = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
+            # drop_last only when the set holds at least one full batch (docs/method.md, training loop).
             self.train_sampler = EpochBatchSampler(len(dataset.train_x), batch, len(dataset.train_x) >= batch,
                                                    shuffle_seed, self.num_views)
-            self.train_loader_x = DataLoader(
-                DatumDataset(dataset.train_x, self.train_transform, self.aug_seed), batch_sampler=self.train_sampler,
-                num_workers=cfg.DATALOADER.NUM_WORKERS, pin_memory=self.pin_memory,
-                persistent_workers=cfg.DATALOADER.NUM_WORKERS > 0, generator=_private_generator())
-        else:
-            self.train_sampler = None
-            self.train_loader_x = None
-        self._build_eval_loaders()
+            self.train_loader_x = source.train_loader(dataset.train_x, self.train_transform, self.aug_seed,
+                                                      self.train_sampler, cfg.OPTIM.MAX_EPOCH, name="train_x")
+        self.val_loader = self.eval_loader(dataset.val, name="val") if dataset.val else None
+        self.test_loader = self.eval_loader(dataset.test, name="test")
 
-    def _build_eval_loaders(self):
-        self.val_loader = self.eval_loader(self.dataset.val, name="val") if self.dataset.val else None
-        self.test_loader = self.eval_loader(self.dataset.test, name="test")
+    @property
+    def feature_cache(self):
+        """The :class:`~croft.data.feature_cache.FeatureCache` behind the loaders, or None."""
+        return getattr(self.source, "cache", None)
 
     def set_epoch(self, epoch):
         """Select the shuffle order and the augmented view of training epoch ``epoch`` (0-based)."""
@@ -185,21 +48,8 @@ class DataManager:
     def eval_loader(self, items, train_transform=False, name="", view=0):
         """Loader of ``items`` in order; ``train_transform`` uses augmented view ``view`` of the training transform."""
         transform = self.train_transform if train_transform else self.test_transform
-        if self.feature_cache is not None:
-            return self.feature_cache.eval_loader(items, transform, self.aug_seed,
-                                                  self.cfg.DATALOADER.TEST.BATCH_SIZE, name=name, view=view)
-        return DataLoader(DatumDataset(items, transform, self.aug_seed, view=view),
-                          batch_size=self.cfg.DATALOADER.TEST.BATCH_SIZE,
-                          shuffle=False, num_workers=self.cfg.DATALOADER.NUM_WORKERS, pin_memory=self.pin_memory,
-                          generator=_private_generator())
-
-    def attach_feature_cache(self, cache):
-        """Serve features from ``cache`` (a :class:`~croft.engine.feature_cache.FeatureCache`) instead of images."""
-        self.feature_cache = cache
-        if self.train_sampler is not None:
-            self.train_loader_x = cache.train_loader(self.dataset.train_x, self.train_transform, self.aug_seed,
-                                                     self.train_sampler, self.cfg.OPTIM.MAX_EPOCH, name="train_x")
-        self._build_eval_loaders()
+        return self.source.eval_loader(items, transform, self.aug_seed, self.cfg.DATALOADER.TEST.BATCH_SIZE,
+                                       name=name, view=view)
 
     @property
     def num_classes(self):
@@ -208,3 +58,4 @@ class DataManager:
     @property
     def classnames(self):
         return self.dataset.classnames
+

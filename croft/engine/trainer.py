@@ -1,16 +1,33 @@
 """Trainer base with Dassl TrainerX's hook names, and the trainer registry.
 
-A trainer subclass implements ``build_model`` (calling ``register_model`` for every part that
-owns checkpoints), ``forward_backward(batch)`` and ``model_inference(images)``. The base class
-runs the epochs, validation-based model selection (strict improvement, spec §2.3),
-checkpoints, resume, the final evaluation and ``results.json``.
+A run: ``check_cfg`` (class method, before anything is built) -> ``__init__`` builds the dataset,
+then ``build_model`` (the frozen backbone and the learnt modules), then the data manager over the
+trainer's ``feature_source()`` -> ``train()`` (epochs, val-based selection, checkpoints) ->
+``evaluate_and_write_results()`` (the evaluator and the results writer).
+
+Hooks a trainer implements (``croft/trainers/*.py`` are the examples):
+
+- ``check_cfg(cls, cfg)`` (classmethod): reject bad values of the trainer's own keys, naming them;
+- ``build_model()``: load the backbone, build the learnt modules, ``register_model`` each part that
+  owns checkpoints (with its optimizer and scheduler);
+- ``feature_source()``: where batch features come from (frozen-CLIP trainers: images through the
+  encoder, or the feature cache);
+- ``forward_backward(batch) -> {name: float}``: one training step on a
+  :class:`~croft.data.batch.Batch`; use ``parse_batch_train`` for ``(features, labels)``,
+  ``model_backward_and_update`` for the update and ``batch_stats`` for the returned meters;
+- ``inference(features, settings) -> InferenceOutput``: logits and features of a batch of frozen
+  image features, under explicit :class:`~croft.evaluation.inference.InferenceSettings`;
+- ``hparams() -> dict``: the method hyper-parameters recorded in results.json.
+
+The base runs the epochs, validation-based model selection (strict improvement: ties keep the
+earlier epoch, as the reference), checkpoints, resume, the final evaluation and ``results.json``.
 """
 import math
 import os
 import random
 import time
 from collections import OrderedDict
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -18,22 +35,14 @@ from tqdm import tqdm
 
 from ..data.data_manager import DataManager
 from ..data.datasets import build_dataset
+from ..evaluation.inference import FINAL, TRAINING, InferenceOutput, InferenceSettings, run_inference
+from ..utils.errors import NonFiniteLossError
 from ..utils.registry import Registry
 from .checkpoint import BEST_NAME, epoch_file_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from .logger import get_logger
 from .optim import build_lr_scheduler, build_optimizer
 
 TRAINER_REGISTRY = Registry("trainer")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or inf loss."""
-
-
-class InferenceOutput(NamedTuple):
-    logits: torch.Tensor            # N x C, already scaled by CLIP's logit scale
-    image_features: torch.Tensor    # N x D, L2-normalised (adapted) image features
-    text_features: torch.Tensor     # C x D, L2-normalised (adapted) text features
 
 
 def set_random_seed(seed):
@@ -65,20 +74,31 @@ class TrainerBase:
         self.best_result = -math.inf
         self.best_epoch = None
         self.best_val_accuracy = None
-        # Written to results.json as is; the feature cache adds its hit/miss counters (DESIGN §5).
-        self.timing = {"train_s": 0.0, "eval_s": 0.0, "feature_cache_hits": 0, "feature_cache_misses": 0}
-        self.build_data_loader()
+        self.timing = {"train_s": 0.0, "eval_s": 0.0}
+        self.dataset = build_dataset(cfg)
+        self.num_classes = self.dataset.num_classes
+        self.classnames = self.dataset.classnames
         self.build_model()
+        self.build_data_loader()
+
+    @classmethod
+    def check_cfg(cls, cfg):
+        """Reject values of this trainer's keys that are well-typed but invalid (before anything is built)."""
+        if cls.trains and cfg.OPTIM.MAX_EPOCH < 1:
+            raise ValueError(f"invalid value for 'OPTIM.MAX_EPOCH': {cfg.OPTIM.MAX_EPOCH}; trainer "
+                             f"{cfg.TRAINER.NAME} trains, so it needs at least 1 epoch")
 
     # ------------------------------------------------------------------ building
+    def feature_source(self):
+        """The feature source of the data manager's loaders (:mod:`croft.data.feature_source`)."""
+        raise NotImplementedError
+
     def build_data_loader(self):
-        self.dataset = build_dataset(self.cfg)
-        self.dm = DataManager(self.cfg, self.dataset)
+        """The data manager, once the backbone (hence the feature source) is known."""
+        self.dm = DataManager(self.cfg, self.dataset, self.feature_source())
         self.train_loader_x = self.dm.train_loader_x
         self.val_loader = self.dm.val_loader
         self.test_loader = self.dm.test_loader
-        self.num_classes = self.dm.num_classes
-        self.classnames = self.dm.classnames
         self.logger.info(
             f"Dataset {self.cfg.DATASET.NAME}: {self.num_classes} classes, train_x {len(self.dataset.train_x)}, "
             f"val {len(self.dataset.val)}, test {len(self.dataset.test)}, open-set "
@@ -145,21 +165,19 @@ class TrainerBase:
 
     # ------------------------------------------------------------------ batches
     def parse_batch_train(self, batch):
-        return batch["img"].to(self.device, non_blocking=True), batch["label"].to(self.device, non_blocking=True)
+        """``(features, labels)`` of a :class:`~croft.data.batch.Batch` (both already on the device)."""
+        return batch.features, batch.labels
 
-    def parse_batch_test(self, batch):
-        return self.parse_batch_train(batch)
+    @staticmethod
+    def batch_stats(loss, logits, labels):
+        """The meters a training step reports: loss and batch accuracy (%)."""
+        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
 
     def forward_backward(self, batch):
         raise NotImplementedError
 
-    def model_inference(self, images) -> InferenceOutput:
+    def inference(self, features, settings: InferenceSettings = TRAINING) -> InferenceOutput:
         raise NotImplementedError
-
-    def infer_batch(self, batch):
-        """``(InferenceOutput, labels)`` of an evaluation batch (a hook for feature-based batches)."""
-        images, labels = self.parse_batch_test(batch)
-        return self.model_inference(images), labels
 
     def hparams(self):
         """Method hyper-parameters recorded in results.json."""
@@ -185,8 +203,7 @@ class TrainerBase:
 
     def run_epoch(self):
         self.set_model_mode("train")
-        if hasattr(self.dm, "set_epoch"):
-            self.dm.set_epoch(self.epoch)  # shuffle order and augmented view of this epoch
+        self.dm.set_epoch(self.epoch)  # shuffle order and augmented view of this epoch
         loader = self.train_loader_x
         num_batches = len(loader)
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.max_epoch}", leave=False, dynamic_ncols=True)
@@ -207,12 +224,10 @@ class TrainerBase:
     def after_epoch(self):
         last_epoch = self.epoch + 1 == self.max_epoch
         if self.val_loader is not None and self.cfg.TEST.FINAL_MODEL == "best_val":
-            from .evaluation import closed_set_accuracy
-
             self.logger.info("Do evaluation on val set")
-            current = closed_set_accuracy(self, self.val_loader, desc="val")
+            current = run_inference(self, self.val_loader, TRAINING, "val", self.num_classes).accuracy
             self.logger.info(f"* val accuracy: {current:.2f}%")
-            if current > self.best_result:  # strict: ties keep the earlier epoch (spec §2.3)
+            if current > self.best_result:  # strict: ties keep the earlier epoch (docs/method.md §6)
                 self.best_result = current
                 self.best_epoch = self.epoch + 1
                 self.best_val_accuracy = current
@@ -228,13 +243,30 @@ class TrainerBase:
             self.load_model(self.output_dir)
         else:
             self.best_epoch = self.max_epoch
+        if self.cfg.TEST.NO_TEST:
+            self.logger.info("TEST.NO_TEST: no final evaluation and no results.json; evaluate later with "
+                             f"--eval-only --model-dir {self.output_dir}")
+            return
         self.evaluate_and_write_results()
 
     def evaluate_and_write_results(self):
-        from .evaluation import evaluate_run
+        """Evaluate the deployed model (final inference settings) and write the run folder's results."""
+        from ..evaluation.evaluator import Evaluator
+        from ..results.writer import build_results, run_metadata, write_run
 
         started = time.time()
-        return evaluate_run(self, eval_started=started)
+        evaluation = Evaluator(self.cfg, self.dataset, self.dm, self, FINAL).evaluate()
+        cfg = self.cfg
+        title = f"{cfg.TRAINER.NAME} {cfg.DATASET.NAME} {cfg.TEST_ENV}" if cfg.TEST.PLOT else None
+        self.timing["eval_s"] += time.time() - started
+        cache = self.dm.feature_cache
+        timing = dict(self.timing, **(cache.stats if cache is not None else
+                                      {"feature_cache_hits": 0, "feature_cache_misses": 0}))
+        results = build_results(run_metadata(cfg, self.dataset, self.hparams()), evaluation,
+                                self.best_epoch, self.best_val_accuracy, timing)
+        path = write_run(self.output_dir, results, evaluation.arrays, plot_title=title)
+        self.logger.info(f"Results written to {path}")
+        return results
 
     # ------------------------------------------------------------------ checkpoints
     def save_model(self, epoch, is_best=False, val_result=None):

@@ -35,7 +35,8 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 
-from .io import RESULTS_FILE, SCORE_NAMES, read_results_json
+from ..evaluation.scores import score_names
+from .io import RESULTS_FILE, SETUPS, read_results_json
 
 __all__ = [
     "CollectedRows", "RunRecord", "scan", "aggregate", "collect", "format_table",
@@ -100,7 +101,7 @@ def _norm_hparam(value):
 class RunRecord:
     """What the table needs from one results.json."""
 
-    __slots__ = ("path", "trainer", "dataset", "backbone", "pretrained", "shots", "protocol",
+    __slots__ = ("path", "setup", "trainer", "dataset", "backbone", "pretrained", "shots", "protocol",
                  "hparams", "hparams_key", "seed", "unit", "accuracy", "id_accuracy", "val", "open_set")
 
     def __init__(self, path, results, warnings):
@@ -131,7 +132,14 @@ class RunRecord:
                              f"got {type(per_domain).__name__}")
         self.accuracy = {}
         self.id_accuracy = None
-        if len(per_domain) >= 2:  # Setup-I style: several variants evaluated in one run
+        self.setup = r.get("setup")
+        if self.setup is None:  # schema version 1: no explicit setup; several test sets = Setup-I
+            self.setup = "setup1" if len(per_domain) >= 2 else "setup2"
+            warnings.append(f"{path}: results.json of schema version 1 (no 'setup'); read as {self.setup} "
+                            "from the number of test sets")
+        elif self.setup not in SETUPS:
+            raise ValueError(f"{path}: 'setup' must be one of {list(SETUPS)}, got {self.setup!r}")
+        if self.setup == "setup1":  # ID accuracy, plus each covariate-shifted variant
             self.id_accuracy = _number(closed.get("test_accuracy"))
             for name, value in per_domain.items():
                 v = _number(value)
@@ -227,7 +235,8 @@ def _complete_seed_average(by_seed, columns, seeds):
 
 
 def _score_order(score):
-    return (SCORE_NAMES.index(score), "") if score in SCORE_NAMES else (len(SCORE_NAMES), score)
+    names = score_names()
+    return (names.index(score), "") if score in names else (len(names), score)
 
 
 def _sort_value(v):

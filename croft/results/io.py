@@ -1,4 +1,4 @@
-"""Reading and writing a run's ``results.json`` and ``scores.npz`` (DESIGN §3, "Run folder").
+"""Reading and writing a run's ``results.json`` and ``scores.npz``: the one key scheme of both files.
 
 Both files are written atomically: the content goes to a temporary file in the same folder,
 which is then renamed over the final name with :func:`os.replace`. A reader therefore sees
@@ -9,7 +9,10 @@ Score arrays (``scores.npz``) use these keys, where ``<score>`` is one of ``ener
 ``max_logit`` or ``knn`` and every score is "higher means more in-distribution" (the energy is
 the positive ``logsumexp`` of the logits, reference-spec conventions):
 
+The full schema of both files: ``docs/results-schema.md``.
+
 - ``<score>/id``: the ID samples of open-set detection (the positives);
+- ``correct/id``: whether each of those ID samples is classified correctly (bool);
 - ``<score>/ood/<SET>``: each open-set (semantic-shift) set;
 - ``energy/val``: the source / ID validation set;
 - ``energy/shift/<domain>``: each covariate-shifted test domain or variant.
@@ -26,12 +29,15 @@ from ..utils.atomic import atomic_write
 RESULTS_FILE = "results.json"
 SCORES_FILE = "scores.npz"
 REQUIRED_KEYS = ("trainer", "dataset", "seed", "closed_set")
-SCORE_NAMES = ("energy", "mcm", "max_logit", "knn")
+#: Version of the results.json schema written by this code (1: no ``schema_version`` key).
+SCHEMA_VERSION = 2
+#: ``setup`` values: Setup-I (ImageNet-style, covariate variants), Setup-II (leave-one-domain-out), custom.
+SETUPS = ("setup1", "setup2", "custom")
 VAL_ENERGY_KEY = "energy/val"
 
 __all__ = [
-    "RESULTS_FILE", "SCORES_FILE", "REQUIRED_KEYS", "SCORE_NAMES", "VAL_ENERGY_KEY",
-    "id_key", "ood_key", "shift_key", "validate_results", "write_text_atomic",
+    "RESULTS_FILE", "SCORES_FILE", "REQUIRED_KEYS", "SCHEMA_VERSION", "SETUPS", "VAL_ENERGY_KEY",
+    "id_key", "ood_key", "shift_key", "correct_key", "named_keys", "validate_results", "write_text_atomic",
     "write_results_json", "read_results_json", "save_scores", "load_scores",
 ]
 
@@ -49,6 +55,19 @@ def ood_key(ood_set, score="energy"):
 def shift_key(domain):
     """``energy/shift/<domain>``: energies of one covariate-shifted test domain."""
     return f"energy/shift/{domain}"
+
+
+def correct_key():
+    """``correct/id``: whether each ID detection sample is classified correctly."""
+    return "correct/id"
+
+
+def named_keys(scores, kind, score="energy"):
+    """Sorted ``[(name, key)]`` of the ``<score>/<kind>/<name>`` keys in ``scores`` (kind: ``ood`` or ``shift``)."""
+    prefix = ood_key("", score) if kind == "ood" else shift_key("") if kind == "shift" else None
+    if prefix is None or (kind == "shift" and score != "energy"):
+        raise ValueError(f"named_keys: kind must be 'ood' or 'shift' (shift keys exist for energy only), got {kind!r}")
+    return sorted((k[len(prefix):], k) for k in scores if k.startswith(prefix))
 
 
 # ---------------------------------------------------------------------------------------------

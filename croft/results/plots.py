@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .io import RESULTS_FILE, SCORES_FILE, VAL_ENERGY_KEY, id_key, load_scores
+from .io import RESULTS_FILE, SCORES_FILE, VAL_ENERGY_KEY, id_key, load_scores, named_keys
 
 __all__ = ["plot_run", "plot_runs", "energy_series", "roc_series"]
 
@@ -33,12 +33,12 @@ def energy_series(scores):
     series = []
     if VAL_ENERGY_KEY in scores:
         series.append(("val (ID)", scores[VAL_ENERGY_KEY]))
-    for key in sorted(k for k in scores if k.startswith("energy/shift/")):
-        series.append((f"shift: {key[len('energy/shift/'):]}", scores[key]))
+    for name, key in named_keys(scores, "shift", "energy"):
+        series.append((f"shift: {name}", scores[key]))
     if not series and id_key("energy") in scores:
         series.append(("ID", scores[id_key("energy")]))
-    for key in sorted(k for k in scores if k.startswith("energy/ood/")):
-        series.append((f"OOD: {key[len('energy/ood/'):]}", scores[key]))
+    for name, key in named_keys(scores, "ood", "energy"):
+        series.append((f"OOD: {name}", scores[key]))
     out = []
     for label, values in series:
         values = _finite(values)
@@ -55,15 +55,14 @@ def roc_series(scores, score="energy"):
     if not pos.size:
         return []
     out = []
-    prefix = f"{score}/ood/"
-    for key in sorted(k for k in scores if k.startswith(prefix)):
+    for name, key in named_keys(scores, "ood", score):
         neg = _finite(scores[key])
         if not neg.size:
             continue
         labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
         values = np.concatenate([pos, neg])
         fpr, tpr, _ = roc_curve(labels, values)
-        out.append((key[len(prefix):], fpr, tpr, 100.0 * roc_auc_score(labels, values)))
+        out.append((name, fpr, tpr, 100.0 * roc_auc_score(labels, values)))
     return out
 
 

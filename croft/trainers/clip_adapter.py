@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
+from ..clip.feature_math import normalize
+from ..engine.trainer import TRAINER_REGISTRY
+from ..evaluation.inference import TRAINING, InferenceOutput
 from .clip_base import FrozenCLIPTrainer
-from .prompt_learner import normalize
 
 
 class BottleneckAdapter(nn.Module):
@@ -29,10 +30,15 @@ class BottleneckAdapter(nn.Module):
 
 @TRAINER_REGISTRY.register("CLIP_Adapter")
 class CLIPAdapter(FrozenCLIPTrainer):
+    @classmethod
+    def check_cfg(cls, cfg):
+        super().check_cfg(cfg)
+        if cfg.TRAINER.CLIP_Adapter.REDUCTION < 1:
+            raise ValueError(f"invalid value for 'TRAINER.CLIP_Adapter.REDUCTION': "
+                             f"{cfg.TRAINER.CLIP_Adapter.REDUCTION}; expected >= 1")
+
     def build_model(self):
         cfg = self.cfg.TRAINER.CLIP_Adapter
-        if cfg.REDUCTION < 1:
-            raise ValueError(f"TRAINER.CLIP_Adapter.REDUCTION must be >= 1, got {cfg.REDUCTION}")
         self.load_backbone()
         self.text = normalize(self.class_text_features())
         self.adapter = BottleneckAdapter(self.feat_dim, cfg.REDUCTION).to(self.device)
@@ -44,15 +50,15 @@ class CLIPAdapter(FrozenCLIPTrainer):
         return normalize(ratio * self.adapter(features) + (1.0 - ratio) * features)
 
     def forward_backward(self, batch):
-        labels = batch["label"].to(self.device, non_blocking=True)
-        img = self.adapted_features(self.batch_image_features(batch))
+        features, labels = self.parse_batch_train(batch)
+        img = self.adapted_features(features)
         logits = self.logit_scale * img @ self.text.t()
         loss = F.cross_entropy(logits, labels)
         self.model_backward_and_update(loss)
-        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+        return self.batch_stats(loss, logits, labels)
 
     @torch.no_grad()
-    def inference_from_features(self, features):
+    def inference(self, features, settings=TRAINING):
         img = self.adapted_features(features)
         return InferenceOutput(self.logit_scale * img @ self.text.t(), img, self.text)
 

@@ -1,23 +1,21 @@
-"""Shared set-up of trainers built on a frozen CLIP: backbone loading and text features."""
-import torch
-
+"""Shared set-up of trainers built on a frozen CLIP: backbone loading, text features, feature source."""
 from ..clip.backbone import feature_dim, load_clip, logit_scale
+from ..clip.image_encoder import FrozenImageEncoder
 from ..clip.text import text_features
-from ..engine.trainer import InferenceOutput, TrainerBase
+from ..data.feature_source import CachedSource, EncoderSource
+from ..engine.trainer import TrainerBase
 
 
 class FrozenCLIPTrainer(TrainerBase):
     """Loads the frozen CLIP of ``MODEL.BACKBONE`` and the class-name text features once.
 
-    With ``CACHE.ENABLED`` (the default) the image encoder is frozen, so ``load_backbone`` attaches
-    the on-disk feature cache (:mod:`croft.engine.feature_cache`): every loader then yields batches
-    with raw features in ``batch["feat"]`` instead of images, and ``class_text_features`` is cached
-    too. A subclass whose updates need pixels (or change the image encoder) sets
-    ``use_feature_cache = False``; everything else reads images through :meth:`batch_image_features`.
+    Every trainer of croft keeps the image encoder frozen, so batches carry frozen image features
+    (:class:`~croft.data.batch.Batch`). With ``CACHE.ENABLED`` (the default) they come from the
+    on-disk feature cache (each image view encoded once, ``docs/architecture.md``), and
+    ``class_text_features`` is cached too; with ``CACHE.ENABLED False`` the images go through the
+    encoder on every pass. Both give the same numbers.
     """
 
-    #: Whether this trainer may run on cached image features (the image encoder must stay frozen).
-    use_feature_cache = True
     feature_cache = None
 
     def load_backbone(self):
@@ -27,26 +25,25 @@ class FrozenCLIPTrainer(TrainerBase):
             cache_dir=cfg.MODEL.BACKBONE.CACHE_DIR)
         self.feat_dim = feature_dim(self.clip_model)
         self.logit_scale = logit_scale(self.clip_model)
+        self.image_encoder = FrozenImageEncoder(self.clip_model, self.device, cfg.MODEL.AUTOCAST)
         self.logger.info(f"Loaded CLIP {cfg.MODEL.BACKBONE.NAME} ({cfg.MODEL.BACKBONE.PRETRAINED}), "
                          f"D = {self.feat_dim}, logit scale = {self.logit_scale:.2f}")
-        self.setup_feature_cache()
+        if cfg.CACHE.ENABLED:
+            from ..data.feature_cache import FeatureCache
 
-    def setup_feature_cache(self):
-        """Serve the data manager's loaders from the feature cache (``CACHE.ENABLED``)."""
-        if not (self.cfg.CACHE.ENABLED and self.use_feature_cache):
-            return
-        from ..engine.feature_cache import FeatureCache
+            self.feature_cache = FeatureCache.for_encoder(cfg, self.clip_model, self.image_encoder, self.device)
+            self.logger.info(f"Feature cache: {self.feature_cache.model_dir}")
 
-        self.feature_cache = FeatureCache.for_trainer(self)
-        self.logger.info(f"Feature cache: {self.feature_cache.model_dir}")
-        self.dm.attach_feature_cache(self.feature_cache)
-        self.train_loader_x = self.dm.train_loader_x
-        self.val_loader = self.dm.val_loader
-        self.test_loader = self.dm.test_loader
+    def feature_source(self):
+        if self.feature_cache is not None:
+            return CachedSource(self.feature_cache)
+        pin = self.device.type == "cuda"
+        return EncoderSource(self.image_encoder, self.device, self.cfg.DATALOADER.NUM_WORKERS, pin_memory=pin)
 
-    def class_text_features(self):
-        """Raw single-template features, or the unit-norm 7-template ensemble (spec §1.2)."""
-        template, ensemble = self.cfg.DATASET.PROMPT_TEMPLATE, self.cfg.DATASET.PROMPT_ENSEMBLE
+    def class_text_features(self, ensemble=None):
+        """Raw single-template features, or the unit-norm 7-template ensemble (``docs/method.md`` §1)."""
+        template = self.cfg.DATASET.PROMPT_TEMPLATE
+        ensemble = self.cfg.DATASET.PROMPT_ENSEMBLE if ensemble is None else ensemble
 
         def compute():
             return text_features(self.clip_model, self.tokenizer, self.classnames, template=template,
@@ -57,33 +54,3 @@ class FrozenCLIPTrainer(TrainerBase):
         key = {"what": "class_text_features", "classnames": list(self.classnames),
                "template": None if ensemble else template, "ensemble": bool(ensemble)}
         return self.feature_cache.cached_tensor("text", key, compute).to(self.device)
-
-    def autocast(self):
-        mode = self.cfg.MODEL.AUTOCAST
-        if self.device.type != "cuda" or mode == "fp32":
-            return torch.autocast(device_type=self.device.type, enabled=False)
-        return torch.autocast(device_type="cuda", dtype=torch.float16 if mode == "fp16" else torch.bfloat16)
-
-    def batch_image_features(self, batch):
-        """Raw frozen image features of a batch: precomputed (``batch["feat"]``) or encoded now."""
-        if "feat" in batch:
-            return batch["feat"].to(self.device, non_blocking=True).float()
-        return self.encode_images(batch["img"].to(self.device, non_blocking=True))
-
-    def inference_from_features(self, features) -> InferenceOutput:
-        raise NotImplementedError
-
-    def model_inference(self, images):
-        return self.inference_from_features(self.encode_images(images))
-
-    def infer_batch(self, batch):
-        labels = batch["label"].to(self.device, non_blocking=True)
-        with torch.no_grad():
-            return self.inference_from_features(self.batch_image_features(batch)), labels
-
-    @torch.no_grad()
-    def encode_images(self, images):
-        """Raw (unnormalised) fp32 image features of the frozen encoder."""
-        with self.autocast():
-            features = self.clip_model.encode_image(images)
-        return features.float()

@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
-from .prompt_learner import ClassPrompts, PromptTrainer, normalize
+from ..clip.feature_math import normalize
+from ..engine.trainer import TRAINER_REGISTRY
+from ..evaluation.inference import TRAINING, InferenceOutput
+from .prompt_learner import ClassPrompts, PromptTrainer
 
 
 class CoCoOpPromptLearner(nn.Module):
@@ -69,8 +71,8 @@ class CoCoOp(PromptTrainer):
         return self.logit_scale * torch.einsum("bd,bcd->bc", img, text)
 
     def forward_backward(self, batch):
-        labels = batch["label"].to(self.device, non_blocking=True)
-        img = normalize(self.batch_image_features(batch))
+        features, labels = self.parse_batch_train(batch)
+        img = normalize(features)
         n, step = len(labels), self.images_per_chunk()
         self.model_zero_grad()
         loss_sum, correct = 0.0, 0
@@ -86,7 +88,7 @@ class CoCoOp(PromptTrainer):
         return {"loss": loss_sum, "acc": 100.0 * correct / n}
 
     @torch.no_grad()
-    def inference_from_features(self, features):
+    def inference(self, features, settings=TRAINING):
         img = normalize(features.float())
         step = self.images_per_chunk()
         logits = torch.cat([self.conditioned_logits(img[i:i + step]) for i in range(0, len(img), step)])

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
-from .prompt_learner import ClassPrompts, PromptTrainer, normalize
+from ..clip.feature_math import normalize
+from ..engine.trainer import TRAINER_REGISTRY
+from ..evaluation.inference import TRAINING, InferenceOutput
+from .prompt_learner import ClassPrompts, PromptTrainer
 
 
 class CoOpPromptLearner(nn.Module):
@@ -53,12 +55,12 @@ class CoOp(PromptTrainer):
         return normalize(self.encode_prompts(learner(), learner.prompts.tokens))
 
     def forward_backward(self, batch):
-        labels = batch["label"].to(self.device, non_blocking=True)
-        img = normalize(self.batch_image_features(batch))
+        features, labels = self.parse_batch_train(batch)
+        img = normalize(features)
         logits = self.logit_scale * img @ self.text_features().t()
         loss = F.cross_entropy(logits, labels)
         self.backward_and_update(loss)
-        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+        return self.batch_stats(loss, logits, labels)
 
     @torch.no_grad()
     def eval_text_features(self):
@@ -70,7 +72,7 @@ class CoOp(PromptTrainer):
         return self._eval_text[1]
 
     @torch.no_grad()
-    def inference_from_features(self, features):
+    def inference(self, features, settings=TRAINING):
         img = normalize(features.float())
         text = self.eval_text_features()
         return InferenceOutput(self.logit_scale * img @ text.t(), img, text)

@@ -10,14 +10,19 @@ Objective, in five lines (the rest is in reference-spec §1.3–1.7):
 """
 import torch
 
-from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
+from ..engine.trainer import TRAINER_REGISTRY
+from ..evaluation.inference import TRAINING, InferenceOutput
 from .clip_base import FrozenCLIPTrainer
 from .croft_objective import Adapter, CRoFTHyper, OODImgGen, croft_batch_update, croft_forward
 
 
 @TRAINER_REGISTRY.register("CRoFT")
 class CRoFT(FrozenCLIPTrainer):
-    final_evaluation = False
+    @classmethod
+    def check_cfg(cls, cfg):
+        super().check_cfg(cfg)
+        if cfg.TRAINER.CRoFT.gen_step < 0:
+            raise ValueError(f"invalid value for 'TRAINER.CRoFT.gen_step': {cfg.TRAINER.CRoFT.gen_step}; expected >= 0")
 
     def build_model(self):
         cfg = self.cfg.TRAINER.CRoFT
@@ -31,29 +36,27 @@ class CRoFT(FrozenCLIPTrainer):
         self.hp = CRoFTHyper(ratio=cfg.ratio, ratio_text=cfg.ratio_text, lambda1=cfg.lambda1, lambda2=cfg.lambda2,
                              wccf=cfg.WCCF, gen_step=cfg.gen_step, reduction=cfg.EDR_REDUCTION,
                              edr_wccf_branch=cfg.EDR_WCCF_BRANCH)
-        if cfg.gen_step < 0:
-            raise ValueError(f"TRAINER.CRoFT.gen_step must be >= 0, got {cfg.gen_step}")
 
     def backward_and_update(self, loss):
         # Zero both, backward keeping the graph, step both (spec §1.7).
         self.model_backward_and_update(loss, retain_graph=True)
 
     def forward_backward(self, batch):
-        labels = batch["label"].to(self.device, non_blocking=True)
-        x_raw = self.batch_image_features(batch)
+        x_raw, labels = self.parse_batch_train(batch)
         return croft_batch_update(x_raw, self.text_raw, labels, self.adapter, self.generator, self.logit_scale,
                                   self.hp, self.backward_and_update)
 
-    def inference_ratios(self):
+    def inference_ratios(self, settings=TRAINING):
+        """The mixing ratios: the training ones, or ``EVAL_RATIO*`` in the final evaluation (docs/method.md §5)."""
         cfg = self.cfg.TRAINER.CRoFT
-        if not self.final_evaluation:
+        if not settings.final:
             return cfg.ratio, cfg.ratio_text
         return (cfg.EVAL_RATIO if cfg.EVAL_RATIO >= 0 else cfg.ratio,
                 cfg.EVAL_RATIO_TEXT if cfg.EVAL_RATIO_TEXT >= 0 else cfg.ratio_text)
 
     @torch.no_grad()
-    def inference_from_features(self, features):
-        ratio, ratio_text = self.inference_ratios()
+    def inference(self, features, settings=TRAINING):
+        ratio, ratio_text = self.inference_ratios(settings)
         out = croft_forward(features, self.text_raw, self.adapter, self.logit_scale,
                             ratio, ratio_text)
         return InferenceOutput(out.logits, out.img, out.txt)

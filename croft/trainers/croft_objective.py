@@ -12,14 +12,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-NORM_EPS = 1e-6
+from ..clip.feature_math import NORM_EPS, l2norm  # noqa: F401  (NORM_EPS: re-exported)
+from ..utils.errors import NonFiniteLossError
+
 EDR_DELTA = 1e-4
 EDR_REDUCTIONS = ("mean_sumsq", "sum_meansq")
 
 
-def l2norm(x, eps=NORM_EPS):
-    """Row-wise ``x / (eps + ||x||)``: the epsilon is added to the norm (spec notation)."""
-    return x / (eps + x.norm(dim=-1, keepdim=True))
 
 
 class Adapter(nn.Module):
@@ -140,10 +139,6 @@ class CRoFTHyper:
     @property
     def wccf_branch(self):
         return self.wccf and self.edr_wccf_branch and self.gen_step > 0
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss term became NaN or inf; the message names the term."""
 
 
 def _check_finite(name, value):

@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
-from .prompt_learner import ClassPrompts, PromptTrainer, normalize
+from ..clip.feature_math import normalize
+from ..engine.trainer import TRAINER_REGISTRY
+from ..evaluation.inference import TRAINING, InferenceOutput
+from .prompt_learner import ClassPrompts, PromptTrainer
 
 
 class DomainPromptMLP(nn.Module):
@@ -76,17 +78,14 @@ class DPLCLIP(PromptTrainer):
         return self.logit_scale * torch.einsum("bd,bcd->bc", normalize(raw), text[group_of])
 
     def forward_backward(self, batch):
-        if "domain" not in batch:
-            raise KeyError("DPLCLIP needs the domain label of every training image (batch['domain'])")
-        labels = batch["label"].to(self.device, non_blocking=True)
-        domains = torch.as_tensor(batch["domain"]).to(self.device)
-        logits = self.domain_logits(self.batch_image_features(batch), domains)
+        features, labels = self.parse_batch_train(batch)
+        logits = self.domain_logits(features, batch.domains)
         loss = F.cross_entropy(logits, labels)
         self.backward_and_update(loss)
-        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+        return self.batch_stats(loss, logits, labels)
 
     @torch.no_grad()
-    def inference_from_features(self, features):
+    def inference(self, features, settings=TRAINING):
         raw = features.float()
         ctx = self.mlp(raw).view(len(raw), *self.ctx_shape).mean(dim=0, keepdim=True)
         text = self.domain_text_features(ctx)[0]

@@ -21,10 +21,6 @@ PRECISIONS = ("fp16", "fp32", "amp")
 POSITIONS = ("end", "middle", "front")
 
 
-def normalize(x):
-    return x / x.norm(dim=-1, keepdim=True)
-
-
 def _text_tower(clip_model):
     """The module that owns the text transformer's parts (a CLIP, or its ``.text`` tower)."""
     if hasattr(clip_model, "token_embedding"):

@@ -28,7 +28,6 @@ learnable keys.
   file across datasets), nor one of a checkpoint retrained at the same path.
 """
 import hashlib
-import inspect
 import json
 import os
 import random
@@ -38,12 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..clip.text import text_features
+from ..clip.feature_math import normalize
+from ..data.feature_cache import model_identity
 from ..engine.checkpoint import BEST_NAME, epoch_file_name, latest_checkpoint, load_checkpoint
-from ..engine.feature_cache import model_identity
-from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
+from ..engine.trainer import TRAINER_REGISTRY
+from ..evaluation.inference import TRAINING, InferenceOutput
+from ..utils.atomic import atomic_write
 from .clip_base import FrozenCLIPTrainer
-from .prompt_learner import normalize
 
 CACHE_DIR_NAME = "tip_adapter_cache"
 MODEL_NAME = "tip_adapter"
@@ -104,16 +104,23 @@ class _PreservedRNG:
 
 @TRAINER_REGISTRY.register("TIP_ADAPTER")
 class TipAdapter(FrozenCLIPTrainer):
+    @classmethod
+    def check_cfg(cls, cfg):
+        # Training-free Tip-Adapter is OPTIM.MAX_EPOCH 0, so no minimum of 1 epoch here.
+        if cfg.OPTIM.MAX_EPOCH < 0:
+            raise ValueError(f"invalid value for 'OPTIM.MAX_EPOCH': {cfg.OPTIM.MAX_EPOCH}; expected >= 1, "
+                             "or 0 for training-free Tip-Adapter")
+        if cfg.TRAINER.TIP_ADAPTER.AUGMENT_EPOCH < 1:
+            raise ValueError(f"invalid value for 'TRAINER.TIP_ADAPTER.AUGMENT_EPOCH': "
+                             f"{cfg.TRAINER.TIP_ADAPTER.AUGMENT_EPOCH}; expected >= 1")
+
     def build_model(self):
         cfg = self.cfg.TRAINER.TIP_ADAPTER
-        if cfg.AUGMENT_EPOCH < 1:
-            raise ValueError(f"TRAINER.TIP_ADAPTER.AUGMENT_EPOCH must be >= 1, got {cfg.AUGMENT_EPOCH}")
         if not self.dataset.train_x:
             raise ValueError(f"TIP_ADAPTER needs training images for its cache; dataset "
                              f"{self.cfg.DATASET.NAME} has none")
         self.load_backbone()
-        self.text = text_features(self.clip_model, self.tokenizer, self.classnames, ensemble=True,
-                                  device=self.device).float()
+        self.text = self.class_text_features(ensemble=True)
         # An empty placeholder: ``before_train`` sizes the cache from train_x, ``load_model`` and
         # resume from the checkpoint (whose N may differ from this run's train_x).
         self.install_cache(TipCache(0, self.num_classes, self.feat_dim))
@@ -193,15 +200,11 @@ class TipAdapter(FrozenCLIPTrainer):
     @torch.no_grad()
     def augmented_pass_features(self, pass_index):
         """Raw features of one augmented pass over ``train_x`` (in ``train_x`` order)."""
-        items = self.dataset.train_x
-        if "view" in inspect.signature(self.dm.eval_loader).parameters:
-            # Pass p is augmented view p: the same views as training epochs 0, 1, ..., so the
-            # feature cache serves both.
-            loader = self.dm.eval_loader(items, train_transform=True, name=f"train_x view {pass_index}",
-                                         view=pass_index)
-        else:
-            loader = self.dm.eval_loader(items, train_transform=True)
-        return torch.cat([self.batch_image_features(batch) for batch in loader])
+        # Pass p is augmented view p: the same views as training epochs 0, 1, ..., so the
+        # feature cache serves both.
+        loader = self.dm.eval_loader(self.dataset.train_x, train_transform=True,
+                                     name=f"train_x view {pass_index}", view=pass_index)
+        return torch.cat([batch.features for batch in loader])
 
     @torch.no_grad()
     def compute_cache_keys(self):
@@ -228,10 +231,7 @@ class TipAdapter(FrozenCLIPTrainer):
         if keys is None:
             with _PreservedRNG():
                 keys = self.compute_cache_keys()
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = path + ".tmp"
-            torch.save({"key": key, "keys": keys.cpu()}, tmp)
-            os.replace(tmp, path)
+            atomic_write(path, lambda f: torch.save({"key": key, "keys": keys.cpu()}, f), binary=True)
             self.logger.info(f'Tip-Adapter cache saved to "{path}"')
         with torch.no_grad():
             self.cache.keys.weight.copy_(keys.to(self.cache.keys.weight))
@@ -256,14 +256,14 @@ class TipAdapter(FrozenCLIPTrainer):
         return clip_logits + cfg.ALPHA * self.cache(img, cfg.BETA), img
 
     def forward_backward(self, batch):
-        labels = batch["label"].to(self.device, non_blocking=True)
-        logits, _ = self.tip_logits(self.batch_image_features(batch))
+        features, labels = self.parse_batch_train(batch)
+        logits, _ = self.tip_logits(features)
         loss = F.cross_entropy(logits, labels)
         self.model_backward_and_update(loss)
-        return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
+        return self.batch_stats(loss, logits, labels)
 
     @torch.no_grad()
-    def inference_from_features(self, features):
+    def inference(self, features, settings=TRAINING):
         logits, img = self.tip_logits(features)
         return InferenceOutput(logits, img, self.text)
 

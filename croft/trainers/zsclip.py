@@ -1,7 +1,8 @@
 """Zero-shot CLIP: no training, logits ``s * norm(x) norm(t)^T`` (spec §6)."""
-from ..engine.trainer import TRAINER_REGISTRY, InferenceOutput
+from ..clip.feature_math import l2norm
+from ..engine.trainer import TRAINER_REGISTRY
+from ..evaluation.inference import TRAINING, InferenceOutput
 from .clip_base import FrozenCLIPTrainer
-from .croft_objective import l2norm
 
 
 @TRAINER_REGISTRY.register("ZeroshotCLIP")
@@ -12,7 +13,7 @@ class ZeroshotCLIP(FrozenCLIPTrainer):
         self.load_backbone()
         self.text = l2norm(self.class_text_features())
 
-    def inference_from_features(self, features):
+    def inference(self, features, settings=TRAINING):
         img = l2norm(features)
         return InferenceOutput(self.logit_scale * img @ self.text.t(), img, self.text)
 

@@ -29,5 +29,9 @@ class Registry:
     def names(self):
         return sorted(self._entries)
 
+    def keys(self):
+        """Names in registration order."""
+        return list(self._entries)
+
     def __contains__(self, name):
         return name in self._entries

@@ -1,4 +1,6 @@
-"""On-disk cache of frozen CLIP features: each image view and each prompt set encoded once (DESIGN §5).
+"""On-disk cache of frozen CLIP features: each image view and each prompt set encoded once.
+
+See ``docs/architecture.md`` (feature cache) for how it fits in a run.
 
 Keys. An entry is identified by
 - the *model*: backbone architecture, weights identity, open_clip version, device type and
@@ -48,9 +50,9 @@ from safetensors.torch import save as st_save
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..data.data_manager import is_random_transform, load_view, view_seed
+from ..engine.logger import get_logger
 from ..utils.atomic import atomic_write_bytes
-from .logger import get_logger
+from .images import is_random_transform, load_view, view_seed
 
 FORMAT = "croft-features-1"
 LAYOUT = "v1"
@@ -313,14 +315,14 @@ class _EncodeDataset(Dataset):
 
 
 class FeatureCache:
-    """The cache as one trainer sees it: its model, its encoder, its hit/miss counters.
+    """The cache as one run sees it: its model, its encoder, its hit/miss counters.
 
-    ``encode`` maps a batch of images (on ``device``) to raw features; ``stats`` (the trainer's
-    ``timing`` dict) receives ``feature_cache_hits`` / ``feature_cache_misses`` (unique entries read
-    from disk / encoded by this run) and ``feature_cache_encode_s``.
+    ``encode`` maps a batch of images (on ``device``) to raw features. ``stats`` holds this run's
+    counters: ``feature_cache_hits`` / ``feature_cache_misses`` (unique entries read from disk /
+    encoded by this run) and ``feature_cache_encode_s``; the run copies them into results.json.
     """
 
-    def __init__(self, cfg, identity, encode, device, stats=None, root=None):
+    def __init__(self, cfg, identity, encode, device, root=None):
         self.cfg = cfg
         self.root = root or resolve_cache_dir(cfg)
         self.identity = identity
@@ -328,10 +330,7 @@ class FeatureCache:
         self.model_dir = os.path.join(self.root, LAYOUT, self.model_key)
         self.encode = encode
         self.device = torch.device(device)
-        self.stats = stats if stats is not None else {}
-        for name in ("feature_cache_hits", "feature_cache_misses"):
-            self.stats.setdefault(name, 0)
-        self.stats.setdefault("feature_cache_encode_s", 0.0)
+        self.stats = {"feature_cache_hits": 0, "feature_cache_misses": 0, "feature_cache_encode_s": 0.0}
         self.store = ChunkStore()
         self.logger = get_logger()
         self.chunk_size = max(int(cfg.CACHE.CHUNK_SIZE), 1)
@@ -349,13 +348,11 @@ class FeatureCache:
             self._warn_unwritable(exc)
 
     @classmethod
-    def for_trainer(cls, trainer):
-        """The cache of a :class:`~croft.trainers.clip_base.FrozenCLIPTrainer` (after ``load_backbone``)."""
-        cfg = trainer.cfg
+    def for_encoder(cls, cfg, clip_model, encode, device):
+        """The cache of the frozen ``clip_model`` whose image encoder is ``encode``."""
         root = resolve_cache_dir(cfg)
-        identity = model_identity(cfg, trainer.clip_model, trainer.device, memo_dir=os.path.join(root, "fingerprints"))
-        return cls(cfg, identity, lambda images: trainer.encode_images(images), trainer.device,
-                   stats=trainer.timing, root=root)
+        identity = model_identity(cfg, clip_model, device, memo_dir=os.path.join(root, "fingerprints"))
+        return cls(cfg, identity, encode, device, root=root)
 
     # ---------------------------------------------------------------- groups and counters
     def group_dir(self, transform, view=0, aug_seed=0):
@@ -430,7 +427,7 @@ class FeatureCache:
         chunks = []
         for images in tqdm(loader, desc=f"encode {desc}", leave=False, dynamic_ncols=True):
             chunks.append(self.encode(images.to(self.device, non_blocking=cuda)).float().cpu())
-        self.stats["feature_cache_encode_s"] = self.stats.get("feature_cache_encode_s", 0.0) + time.time() - started
+        self.stats["feature_cache_encode_s"] += time.time() - started
         return torch.cat(chunks)
 
     def features(self, items, transform, view=0, aug_seed=0, name="", memoize=True):
@@ -492,74 +489,3 @@ class FeatureCache:
         value = compute().detach().float().cpu()
         self._write(group_dir, [entry], value.unsqueeze(0))
         return value
-
-    # ---------------------------------------------------------------- loaders
-    def eval_loader(self, items, transform, aug_seed, batch_size, name="", view=0):
-        return CachedEvalLoader(self, items, transform, aug_seed, batch_size, name, view)
-
-    def train_loader(self, items, transform, aug_seed, sampler, max_epoch, name="train_x"):
-        return CachedTrainLoader(self, items, transform, aug_seed, sampler, max_epoch, name)
-
-
-def _batch(features, items, labels, domains, index):
-    idx = torch.as_tensor(index, dtype=torch.long)
-    return {"feat": features.index_select(0, idx.to(features.device)), "label": labels.index_select(0, idx),
-            "domain": domains.index_select(0, idx), "impath": [items[i].impath for i in index], "index": idx}
-
-
-class _FeatureLoaderBase:
-    def __init__(self, cache, items, transform, aug_seed, name):
-        self.cache = cache
-        self.items = list(items)
-        self.transform = transform
-        self.aug_seed = aug_seed
-        self.name = name
-        self.labels = torch.tensor([it.label for it in self.items], dtype=torch.long)
-        self.domains = torch.tensor([it.domain for it in self.items], dtype=torch.long)
-
-
-class CachedEvalLoader(_FeatureLoaderBase):
-    """Batches ``{"feat", "label", "domain", "impath", "index"}`` of a set, in order."""
-
-    def __init__(self, cache, items, transform, aug_seed, batch_size, name="", view=0):
-        super().__init__(cache, items, transform, aug_seed, name)
-        self.batch_size = batch_size
-        self.view = view
-
-    def __len__(self):
-        return math.ceil(len(self.items) / self.batch_size)
-
-    def __iter__(self):
-        # Test-transform sets are kept in memory for the run (validation runs every epoch);
-        # augmented views (reference-protocol open-set sets, Tip-Adapter passes) are read once.
-        features = self.cache.features(self.items, self.transform, self.view, self.aug_seed, self.name,
-                                       memoize=not is_random_transform(self.transform)).to(self.cache.device)
-        for start in range(0, len(self.items), self.batch_size):
-            yield _batch(features, self.items, self.labels, self.domains,
-                         list(range(start, min(start + self.batch_size, len(self.items)))))
-
-
-class CachedTrainLoader(_FeatureLoaderBase):
-    """The training batches of :class:`~croft.data.data_manager.EpochBatchSampler`, as features of the epoch's view."""
-
-    def __init__(self, cache, items, transform, aug_seed, sampler, max_epoch, name="train_x"):
-        super().__init__(cache, items, transform, aug_seed, name)
-        self.sampler = sampler
-        self.max_epoch = max_epoch
-        self._prepared = False
-
-    def __len__(self):
-        return len(self.sampler)
-
-    def __iter__(self):
-        if not self._prepared:
-            # One encoding pass for every view the remaining epochs will use.
-            epochs = range(self.sampler.epoch, max(self.max_epoch, self.sampler.epoch + 1))
-            views = {e % self.sampler.num_views for e in epochs}
-            self.cache.prepare_views(self.items, self.transform, views, self.aug_seed, self.name)
-            self._prepared = True
-        view = self.sampler.view
-        features = self.cache.features(self.items, self.transform, view, self.aug_seed, self.name,
-                                       memoize=False).to(self.cache.device)
-        for index in self.sampler:
-            yield _batch(features, self.items, self.labels, self.domains, [i for i, _ in index])
