@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Measure what the feature cache (DESIGN §5) buys: encoder throughput and a mini-sweep.
+"""Measure what the feature cache (docs/architecture.md, "Feature cache") buys: encoder throughput and a mini-sweep.
 
     python tools/benchmark.py [--backbone tiny|RN50|ViT-B/16] [--device cpu|cuda] [--pretrained none]
                               --output FILE.json [--work-dir DIR] [--domains ...] [--lambda2 ...] [--epochs E]
@@ -32,6 +32,8 @@ try:
     import croft  # noqa: F401
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from croft.utils.atomic import atomic_write_text  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACS_DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
@@ -317,13 +319,7 @@ def _run(args):
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
     report["total_s"] = round(time.perf_counter() - started, 3)
-    directory = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(directory, exist_ok=True)
-    tmp = args.output + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, args.output)
+    atomic_write_text(args.output, json.dumps(report, indent=2) + "\n")
     sys.stdout.write(format_table(report))
     print(f"total {report['total_s']:.1f} s; wrote {args.output}")
     return 0

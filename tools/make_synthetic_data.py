@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write croft's small synthetic datasets in the real layouts (DESIGN §3 "Synthetic data").
+"""Write croft's small synthetic datasets in the real layouts (docs/method.md §7.6).
 
     python tools/make_synthetic_data.py --root DIR [--seed N]
 

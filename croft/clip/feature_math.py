@@ -1,7 +1,7 @@
 """Feature math shared by every method: normalisation and scaled cosine logits.
 
 Two normalisations exist on purpose. CRoFT (and zero-shot CLIP, whose logits CRoFT starts from)
-divide by ``eps + ||x||`` as the reference implementation does (``docs/method.md`` §1);
+divide by ``eps + ||x||`` as the reference implementation does (``docs/method.md`` §0);
 the prompt-learning and adapter baselines divide by ``||x||`` exactly, as their own papers' code.
 """
 import torch

@@ -1,4 +1,4 @@
-"""Prompt templates used to build class text embeddings (reference spec §1.2)."""
+"""Prompt templates used to build class text embeddings (docs/method.md §1.2)."""
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 

@@ -1,4 +1,4 @@
-"""Class text embeddings from a CLIP text tower (reference spec §1.2)."""
+"""Class text embeddings from a CLIP text tower (docs/method.md §1.2)."""
 import torch
 
 from .templates import DEFAULT_TEMPLATE, ENSEMBLE_TEMPLATES

@@ -34,11 +34,9 @@ OpenAI's ``input_resolution`` / ``context_length`` / ``vocab_size`` entries, fp3
 ``load_clip("tiny", pretrained=path)`` recognises and builds with QuickGELU, the activation the
 model is trained with here.
 """
-import contextlib
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -48,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..utils.atomic import atomic_write
 from .backbone import _drop_root_log
 
 ARCH = "tiny"
@@ -344,19 +343,8 @@ def openai_state_dict(model):
 
 def save_openai_checkpoint(model, path):
     """Write ``model`` as an OpenAI-format state dict (loads with QuickGELU); atomic. Returns ``path``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:  # a file object: the archive's inner folder name is then fixed
-            torch.save(openai_state_dict(model), f)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-    return path
+    # A file object: the archive's inner folder name is then fixed, whatever the file's name.
+    return atomic_write(os.fspath(path), lambda f: torch.save(openai_state_dict(model), f), binary=True)
 
 
 @torch.no_grad()

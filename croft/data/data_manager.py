@@ -27,7 +27,7 @@ class DataManager:
         if dataset.train_x:
             shuffle_seed = cfg.SEED if cfg.SEED >= 0 else random.SystemRandom().randrange(1 << 62)
             batch = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
-            # drop_last only when the set holds at least one full batch (docs/method.md, training loop).
+            # drop_last only when the set holds at least one full batch (docs/method.md §7.1).
             self.train_sampler = EpochBatchSampler(len(dataset.train_x), batch, len(dataset.train_x) >= batch,
                                                    shuffle_seed, self.num_views)
             self.train_loader_x = source.train_loader(dataset.train_x, self.train_transform, self.aug_seed,

@@ -14,7 +14,7 @@ def group_by(items, key):
 def sample_class_balanced(items, num_shots, rng=random):
     """K items per label (all of a label's items when it has fewer than K).
 
-    ``num_shots < 1`` returns the input unchanged (spec §3.2). Labels are visited in
+    ``num_shots < 1`` returns the input unchanged (docs/method.md §7.2). Labels are visited in
     first-appearance order, so the result depends only on the input order and the RNG state.
     """
     if num_shots < 1:
@@ -26,7 +26,7 @@ def sample_class_balanced(items, num_shots, rng=random):
 
 
 def sample_reference_balance(items, num_shots, rng=random):
-    """The reference's class-agnostic "balance" sampler (spec §3.2, quirk §7.11).
+    """The reference's class-agnostic "balance" sampler (docs/method.md §7.2).
 
     For every label group with at least K items, draw floor(K / n_domains) items per domain
     from the *whole* source, regardless of class. Kept only to reproduce the original runs.

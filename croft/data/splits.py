@@ -1,7 +1,7 @@
 """Leave-one-domain-out split files for multi-domain image folders (PACS, VLCS, your own).
 
 A multi-domain dataset folder holds ``<dir>/images/<domain>/<class>/<image>`` (the reference's
-layout, spec §3.3/§3.8) or ``<dir>/<domain>/<class>/<image>`` (e.g. DomainBed's download).
+layout, docs/method.md §7.3) or ``<dir>/<domain>/<class>/<image>`` (e.g. DomainBed's download).
 For every domain ``D`` this module builds the split ``test_on_<d>.json`` (``d`` = ``D`` in lower
 case, as the reference names them) in the reference format::
 
@@ -17,22 +17,36 @@ case, as the reference names them) in the reference format::
 - every list is in sorted order (domain, class, file), so the output depends only on the file
   names, ``val_fraction`` and ``seed``.
 
-``tools/prepare_splits.py`` writes these files; the PACS/VLCS/DomainFolder readers build the same
-split in memory when the JSON is absent (same defaults), and ``croft.data.synthetic`` uses it for
-its trees.
+``tools/prepare_splits.py`` writes these files (``--val-fraction``, default
+:data:`DEFAULT_VAL_FRACTION`); the PACS/VLCS/DomainFolder readers build the same split in memory
+when the JSON is absent, with ``val_fraction = DATASET.VAL_PERCENT`` (whose croft default is
+:data:`DEFAULT_VAL_FRACTION`, so a default run reads the split ``prepare_splits.py`` would
+write), and ``croft.data.synthetic`` uses it for its trees.
 """
 import json
 import os
 import random
 
+from ..config.merge import ConfigError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SPLIT_KEYS = ("train", "val", "test")
+# Share of each source (domain, class) folder that goes to val. The config key
+# DATASET.VAL_PERCENT defaults to the same value (croft/config/defaults.py).
 DEFAULT_VAL_FRACTION = 0.2
 DEFAULT_SEED = 1
 
 
 class DatasetError(ValueError):
     """A dataset folder, split file or dataset setting that croft cannot use."""
+
+
+class DatasetConfigError(ConfigError, DatasetError):
+    """A dataset config value that croft rejects before reading any file.
+
+    Both a :class:`~croft.config.merge.ConfigError` (a bad key or value) and a
+    :class:`DatasetError` (what the dataset readers raised before these checks ran first).
+    """
 
 
 def is_image_file(name):

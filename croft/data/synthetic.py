@@ -1,4 +1,4 @@
-"""Small synthetic image datasets in the real on-disk layouts (DESIGN §3 "Synthetic data").
+"""Small synthetic image datasets in the real on-disk layouts (docs/method.md §7.6).
 
 :func:`make_synthetic_data` writes, under ``root``::
 

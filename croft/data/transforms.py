@@ -1,7 +1,7 @@
 """CLIP image transforms built from the config (never from open_clip's defaults).
 
 Train: RandomResizedCrop + horizontal flip + normalize; test: resize (shorter side) + centre
-crop + normalize (reference-spec §3.1).
+crop + normalize (docs/method.md §7.1).
 """
 from torchvision import transforms as T
 

@@ -27,7 +27,7 @@ def load_checkpoint(path, map_location="cpu"):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     state = torch.load(path, map_location=map_location, weights_only=True)
-    # Checkpoints written from DataParallel models carry a "module." prefix (spec §2.3).
+    # Checkpoints written from DataParallel models carry a "module." prefix (docs/method.md §4.4).
     state["state_dict"] = {k[len("module."):] if k.startswith("module.") else k: v
                            for k, v in state["state_dict"].items()}
     return state

@@ -34,11 +34,7 @@ def check_shared_ranges(cfg):
 def check_cfg(cfg):
     """Validate ``cfg`` for a run: raises :class:`~croft.config.ConfigError` naming the key at fault."""
     from .. import trainers  # noqa: F401  (registers the trainers)
-    try:  # TODO-INTEGRATE
-        from ..config.unsupported import check_unsupported
-    except ImportError:
-        def check_unsupported(cfg):
-            return None
+    from ..config.unsupported import check_unsupported
     from ..data.datasets import DATASET_REGISTRY
     from .trainer import TRAINER_REGISTRY
 
@@ -46,10 +42,12 @@ def check_cfg(cfg):
     check_shared_ranges(cfg)
     for registry, name, key in ((TRAINER_REGISTRY, cfg.TRAINER.NAME, "TRAINER.NAME"),
                                 (DATASET_REGISTRY, cfg.DATASET.NAME, "DATASET.NAME")):
-        if name not in registry:
-            raise ConfigError(f"invalid value for '{key}': {name!r}; registered: {', '.join(registry.names())}")
         try:
-            registry.get(name).check_cfg(cfg)
+            cls = registry.get(name)
+        except KeyError as exc:
+            raise ConfigError(f"invalid value for '{key}': {exc.args[0]}") from None
+        try:
+            cls.check_cfg(cfg)
         except ConfigError:
             raise
         except ValueError as exc:

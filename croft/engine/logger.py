@@ -11,7 +11,7 @@ LOGGER_NAME = "croft"
 
 
 def log_file_path(output_dir):
-    """``log.txt``, or ``log.txt-<timestamp>`` when a log already exists (spec §0.2)."""
+    """``log.txt``, or ``log.txt-<timestamp>`` when a log already exists (docs/method.md §8.5)."""
     path = os.path.join(output_dir, "log.txt")
     if os.path.exists(path):
         path += time.strftime("-%Y-%m-%d-%H-%M-%S")

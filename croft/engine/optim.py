@@ -1,6 +1,6 @@
 """Optimizers and per-epoch LR schedules with Dassl's config keys.
 
-The schedule with a constant warm-up reproduces reference-spec §2.2: epoch ``e < W`` uses
+The schedule with a constant warm-up reproduces the reference (docs/method.md §4.3): epoch ``e < W`` uses
 ``WARMUP_CONS_LR``; from epoch ``W`` on, the cosine counter restarts at 0, so for W = 1 and
 E = 30 the LRs are 1e-5, 0.002, 0.0019945, ..., 2.185e-5.
 """

@@ -227,7 +227,7 @@ class TrainerBase:
             self.logger.info("Do evaluation on val set")
             current = run_inference(self, self.val_loader, TRAINING, "val", self.num_classes).accuracy
             self.logger.info(f"* val accuracy: {current:.2f}%")
-            if current > self.best_result:  # strict: ties keep the earlier epoch (docs/method.md §6)
+            if current > self.best_result:  # strict: ties keep the earlier epoch (docs/method.md §4.4)
                 self.best_result = current
                 self.best_epoch = self.epoch + 1
                 self.best_val_accuracy = current

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    #: The run's final evaluation (CRoFT then mixes with ``EVAL_RATIO*``, ``docs/method.md`` §5),
+    #: The run's final evaluation (CRoFT then mixes with ``EVAL_RATIO*``, ``docs/method.md`` §4.5),
     #: as opposed to validation during training.
     final: bool = False
 

@@ -1,19 +1,19 @@
 """Open-set detection metrics.
 
-Conventions (DESIGN.md §3): ID is the positive class, higher score = more ID, and every value is a
-percentage in [0, 100]. Inputs are 1-D array-likes (lists, NumPy arrays, CPU or CUDA torch tensors;
-an (N, 1) column is accepted as well).
+Conventions (docs/protocols.md, opening paragraph and §5): ID is the positive class, higher score =
+more ID, and every value is a percentage in [0, 100]. Inputs are 1-D array-likes (lists, NumPy arrays,
+CPU or CUDA torch tensors; an (N, 1) column is accepted as well).
 
 Two protocols are provided:
 
 * the **standard** one (:func:`ood_metrics`): all ID samples vs all OOD samples, FPR at 95% TPR with
   the exact empirical threshold of :func:`fpr_at_tpr`;
-* the **reference** one of the CRoFT code (:func:`reference_metrics`, reference-spec §2.6 and §8.11):
+* the **reference** one of the CRoFT code (:func:`reference_metrics`, docs/protocols.md §4.3 and §5.4):
   ID = only the correctly classified ID samples, FPR95 = share of OOD scores strictly above the
   linearly interpolated 5th percentile of those ID scores (:func:`reference_energy_fpr`).
 
 :func:`hendrycks_fpr_at_recall` re-implements the ``fpr_and_fdr_at_recall`` used by the reference KNN
-script (spec §2.10).
+script (docs/protocols.md §5.5).
 """
 import math
 from fractions import Fraction
@@ -107,7 +107,7 @@ def ood_metrics(id_scores, ood_scores):
 
 
 def reference_energy_fpr(id_correct_scores, ood_scores):
-    """The reference FPR95 (spec §2.6, §8.11): returns ``(fpr_percent, threshold)``.
+    """The reference FPR95 (docs/protocols.md §5.4, §4.3): returns ``(fpr_percent, threshold)``.
 
     ``threshold = np.percentile(id_correct_scores, 5)`` (linear interpolation), computed on the scores
     of the *correctly classified* ID samples, and the FPR is the share of OOD scores **strictly
@@ -121,7 +121,7 @@ def reference_energy_fpr(id_correct_scores, ood_scores):
 
 
 def hendrycks_fpr_at_recall(id_scores, ood_scores, recall=0.95):
-    """FPR (%) at ``recall`` as computed by the Hendrycks-style ``fpr_and_fdr_at_recall`` (spec §2.10).
+    """FPR (%) at ``recall`` as computed by the Hendrycks-style ``fpr_and_fdr_at_recall`` (docs/protocols.md §5.5).
 
     ID = positive. The scores are sorted in descending order (stable mergesort, reversed); at each
     distinct score the cumulative true/false positive counts are taken, ``recall = TP / P``; the
@@ -151,7 +151,7 @@ def hendrycks_fpr_at_recall(id_scores, ood_scores, recall=0.95):
 
 
 def reference_metrics(id_scores, id_correct_mask, ood_scores):
-    """The whole reference protocol (spec §2.7–2.9, §7 item 20, §8.11).
+    """The whole reference protocol (docs/protocols.md §4.1–§4.4, §5.4).
 
     Only the ID samples with ``id_correct_mask`` true (correctly classified) form the ID side; all OOD
     samples are used. Returns the keys of :func:`ood_metrics`: ``fpr95`` from

@@ -3,14 +3,14 @@
 Every score follows one convention: **higher = more in-distribution (ID)**. All functions are pure,
 take torch tensors and return a 1-D tensor with one score per sample, on the input's device.
 
-* ``energy``    -- ``logsumexp`` of the logits over classes (the positive "energy" of reference-spec
-  §2.11; the logits already contain CLIP's scale ``s``).
+* ``energy``    -- ``logsumexp`` of the logits over classes (the positive "energy" of docs/method.md §0
+  and docs/protocols.md §3; the logits already contain CLIP's scale ``s``).
 * ``max_logit`` -- the largest logit.
 * ``mcm``       -- Maximum Concept Matching (Ming et al., 2022): the largest softmax probability of the
   cosine similarities between the image and the class text embeddings, divided by a temperature.
 * ``knn``       -- deep nearest neighbours (Sun et al., 2022): minus the L2 distance between the
   L2-normalised query and its k-th nearest neighbour in a bank of L2-normalised ID features. The
-  reference (spec §2.11) uses the *squared* distance (faiss ``IndexFlatL2``); pass ``squared=True`` for
+  reference (docs/protocols.md §3) uses the *squared* distance (faiss ``IndexFlatL2``); pass ``squared=True`` for
   that. Both give the same ranking, hence the same AUROC/AUPR/FPR.
 """
 import torch

@@ -1,6 +1,6 @@
 """Results tables from run folders: per-run aggregation of ``results.json`` files.
 
-This replaces the reference's log parsers (reference-spec §5), which pooled Setup-I variants,
+This replaces the reference's log parsers (docs/protocols.md §6), which pooled Setup-I variants,
 kept running means across logs and assigned seeds by listing order. Here every number comes
 from one run's ``results.json`` and the aggregation is explicit:
 
@@ -101,7 +101,7 @@ def _norm_hparam(value):
 class RunRecord:
     """What the table needs from one results.json."""
 
-    __slots__ = ("path", "setup", "trainer", "dataset", "backbone", "pretrained", "shots", "protocol",
+    __slots__ = ("path", "setup", "legacy_setup", "trainer", "dataset", "backbone", "pretrained", "shots", "protocol",
                  "hparams", "hparams_key", "seed", "unit", "accuracy", "id_accuracy", "val", "open_set")
 
     def __init__(self, path, results, warnings):
@@ -133,10 +133,9 @@ class RunRecord:
         self.accuracy = {}
         self.id_accuracy = None
         self.setup = r.get("setup")
+        self.legacy_setup = self.setup is None
         if self.setup is None:  # schema version 1: no explicit setup; several test sets = Setup-I
             self.setup = "setup1" if len(per_domain) >= 2 else "setup2"
-            warnings.append(f"{path}: results.json of schema version 1 (no 'setup'); read as {self.setup} "
-                            "from the number of test sets")
         elif self.setup not in SETUPS:
             raise ValueError(f"{path}: 'setup' must be one of {list(SETUPS)}, got {self.setup!r}")
         if self.setup == "setup1":  # ID accuracy, plus each covariate-shifted variant
@@ -205,6 +204,11 @@ def scan(root):
         elif any(m in files for m in INCOMPLETE_MARKERS):
             incomplete.append(folder)
     runs.sort(key=lambda r: r.path)
+    legacy = [r.path for r in runs if r.legacy_setup]
+    if legacy:
+        warnings.append(f"{len(legacy)} results.json file(s) of schema version 1 (no 'setup' key, e.g. {legacy[0]}): "
+                        "read as Setup-I when they hold several test sets, else as Setup-II; rerun with "
+                        "--eval-only to write schema version 2")
     return runs, incomplete, malformed, warnings
 
 

@@ -7,7 +7,7 @@ write (for example a value that JSON cannot represent) leaves the previous file 
 
 Score arrays (``scores.npz``) use these keys, where ``<score>`` is one of ``energy``, ``mcm``,
 ``max_logit`` or ``knn`` and every score is "higher means more in-distribution" (the energy is
-the positive ``logsumexp`` of the logits, reference-spec conventions):
+the positive ``logsumexp`` of the logits, docs/method.md §0; keys: docs/results-schema.md §3):
 
 The full schema of both files: ``docs/results-schema.md``.
 

@@ -1,3 +1,3 @@
 """Trainers. Importing this package registers every trainer."""
-from . import clip_adapter, cocoop, coop, dplclip, tip_adapter  # noqa: F401  (baselines, spec §6)
+from . import clip_adapter, cocoop, coop, dplclip, tip_adapter  # noqa: F401  (baselines, docs/method.md §6)
 from . import croft, zsclip  # noqa: F401

@@ -41,7 +41,7 @@ class FrozenCLIPTrainer(TrainerBase):
         return EncoderSource(self.image_encoder, self.device, self.cfg.DATALOADER.NUM_WORKERS, pin_memory=pin)
 
     def class_text_features(self, ensemble=None):
-        """Raw single-template features, or the unit-norm 7-template ensemble (``docs/method.md`` §1)."""
+        """Raw single-template features, or the unit-norm 7-template ensemble (``docs/method.md`` §1.2)."""
         template = self.cfg.DATASET.PROMPT_TEMPLATE
         ensemble = self.cfg.DATASET.PROMPT_ENSEMBLE if ensemble is None else ensemble
 

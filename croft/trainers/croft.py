@@ -1,6 +1,6 @@
 """CRoFT (ICML 2024): robust fine-tuning of a frozen CLIP with light adapters.
 
-Objective, in five lines (the rest is in reference-spec §1.3–1.7):
+Objective, in five lines (the rest is in docs/method.md §1.3–§4.2):
 1. Adapters ``W_i``, ``W_t`` mix into the raw CLIP features; logits ``s * cos(I^, T^)``.
 2. A generator ``M`` perturbs image features, ``C^ = norm(I^ M + I^)``, away from their class.
 3. EDR: a consistency term on ``C^`` plus the squared gradient of an exp(cos) "energy"
@@ -30,7 +30,7 @@ class CRoFT(FrozenCLIPTrainer):
         self.text_raw = self.class_text_features()
         self.adapter = Adapter(self.feat_dim).to(self.device)
         self.generator = OODImgGen(self.feat_dim).to(self.device)
-        # Checkpoint sub-folders as in the reference (spec §2.3).
+        # Checkpoint sub-folders as in the reference (docs/method.md §4.4; docs/results-schema.md §1).
         self.register_model("clip_adapter", self.adapter, *self.build_optimizer_and_scheduler(self.adapter))
         self.register_model("generator", self.generator, *self.build_optimizer_and_scheduler(self.generator))
         self.hp = CRoFTHyper(ratio=cfg.ratio, ratio_text=cfg.ratio_text, lambda1=cfg.lambda1, lambda2=cfg.lambda2,
@@ -38,7 +38,7 @@ class CRoFT(FrozenCLIPTrainer):
                              edr_wccf_branch=cfg.EDR_WCCF_BRANCH)
 
     def backward_and_update(self, loss):
-        # Zero both, backward keeping the graph, step both (spec §1.7).
+        # Zero both, backward keeping the graph, step both (docs/method.md §4.1–§4.2).
         self.model_backward_and_update(loss, retain_graph=True)
 
     def forward_backward(self, batch):
@@ -47,7 +47,7 @@ class CRoFT(FrozenCLIPTrainer):
                                   self.hp, self.backward_and_update)
 
     def inference_ratios(self, settings=TRAINING):
-        """The mixing ratios: the training ones, or ``EVAL_RATIO*`` in the final evaluation (docs/method.md §5)."""
+        """The mixing ratios: the training ones, or ``EVAL_RATIO*`` in the final evaluation (docs/method.md §4.5)."""
         cfg = self.cfg.TRAINER.CRoFT
         if not settings.final:
             return cfg.ratio, cfg.ratio_text

@@ -1,9 +1,9 @@
-"""The CRoFT objective as pure tensor functions (reference-spec §1.3–1.7).
+"""The CRoFT objective as pure tensor functions (docs/method.md §1.3–§4.2).
 
-Notation follows the spec: ``norm(v) = v / (1e-6 + ||v||)``, ``W_i``/``W_t`` the adapter
+Notation follows docs/method.md §0: ``norm(v) = v / (1e-6 + ||v||)``, ``W_i``/``W_t`` the adapter
 matrices (``fc_i``/``fc_t``), ``M`` the generator matrix (``img2img_cov``), ``s`` CLIP's
 frozen logit scale. The transposes, the swapped ratio in ``C~``, the shared ``Delta`` and the
-two reductions are reproduced on purpose (spec §7.1–7.4, §8.4).
+two reductions are reproduced on purpose (docs/method.md §3 and §5.1; the reductions: §3.2, §5.2).
 """
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -22,7 +22,7 @@ EDR_REDUCTIONS = ("mean_sumsq", "sum_meansq")
 
 
 class Adapter(nn.Module):
-    """``(x, t) -> (x W_i^T, t W_t^T)``, both D x D and identity-initialised (spec §1.3)."""
+    """``(x, t) -> (x W_i^T, t W_t^T)``, both D x D and identity-initialised (docs/method.md §1.3)."""
 
     def __init__(self, dim):
         super().__init__()
@@ -31,7 +31,7 @@ class Adapter(nn.Module):
 
 
 class OODImgGen(nn.Module):
-    """The feature generator ``z -> z M`` (no transpose), identity-initialised (spec §1.3)."""
+    """The feature generator ``z -> z M`` (no transpose), identity-initialised (docs/method.md §1.3)."""
 
     def __init__(self, dim):
         super().__init__()
@@ -48,7 +48,7 @@ class CRoFTOutput(NamedTuple):
 
 
 def croft_forward(x_raw, t_raw, adapter, logit_scale, ratio, ratio_text):
-    """Forward pass of spec §1.4 on raw (unnormalised) image and text features."""
+    """Forward pass of docs/method.md §1.4 on raw (unnormalised) image and text features."""
     img_zs = l2norm(x_raw)
     txt_zs = l2norm(t_raw)
     x_mix = ratio * (x_raw @ adapter.fc_i.t()) + (1 - ratio) * x_raw
@@ -64,12 +64,12 @@ def same_label_mask(labels):
 
 
 def perturb_features(img, gen_matrix):
-    """``C^ = norm(I^ M + I^)`` (spec §1.5)."""
+    """``C^ = norm(I^ M + I^)`` (docs/method.md §2)."""
     return l2norm(img @ gen_matrix + img)
 
 
 def perturbation_loss(img, txt, labels, gen_matrix, logit_scale, lambda1):
-    """Generator loss of spec §1.5: ``CE(s C^ T^^T, y) + lambda1 * mean(mask * C^ I^^T)``.
+    """Generator loss of docs/method.md §2: ``CE(s C^ T^^T, y) + lambda1 * mean(mask * C^ I^^T)``.
 
     Returns ``(loss, C^)``.
     """
@@ -80,7 +80,7 @@ def perturbation_loss(img, txt, labels, gen_matrix, logit_scale, lambda1):
 
 
 def edr_gradient(z, txt_zs, fc_i, fc_t, ratio, ratio_text, reduction):
-    """The energy gradient ``G`` of spec §1.6 Step B, with ``create_graph=True``.
+    """The energy gradient ``G`` of docs/method.md §3.2 (closed form: §3.3), with ``create_graph=True``.
 
     One shared ``Delta = 1e-4 * 1`` perturbs both adapters (no transposes here), and the
     "energy" is the per-entry ``exp(cos)`` at temperature 1.
@@ -107,11 +107,11 @@ class EDRTerms:
 
 def edr_loss(img, c_hat, txt, labels, fc_i, fc_t, img_zs, txt_zs, *, logit_scale, ratio, ratio_text,
              lambda1, lambda2, wccf, wccf_branch, reduction):
-    """EDR of spec §1.6. ``wccf_branch`` is the already-resolved branch condition
+    """EDR of docs/method.md §3 (§3.1–§3.4). ``wccf_branch`` is the already-resolved branch condition
     (``WCCF and EDR_WCCF_BRANCH and gen_step > 0``)."""
     mask = same_label_mask(labels)
     align = (mask * (c_hat @ img_zs.t())).mean()
-    # Ratio swapped and no transpose on W_i, C~ left unnormalised (spec §7.2).
+    # Ratio swapped and no transpose on W_i, C~ left unnormalised (docs/method.md §3.1, §5.1).
     c_tilde = ratio * c_hat + (1 - ratio) * (c_hat @ fc_i)
     if wccf_branch:
         l1 = F.cross_entropy(logit_scale * c_tilde @ txt.t(), labels) - lambda1 * align
@@ -148,12 +148,12 @@ def _check_finite(name, value):
 
 def croft_batch_update(x_raw, t_raw, labels, adapter, generator, logit_scale, hp: CRoFTHyper,
                        backward_and_update: Callable[[torch.Tensor], None]):
-    """One training batch, spec §1.7.
+    """One training batch, docs/method.md §4.2.
 
     ``backward_and_update(loss)`` must zero the gradients of *both* optimizers, back-propagate
-    with ``retain_graph=True`` and step *both* optimizers (spec §1.7). All gradients of the
+    with ``retain_graph=True`` and step *both* optimizers (docs/method.md §4.1–§4.2). All gradients of the
     generator loop and of the final CE are taken from the single forward pass at the start of
-    the batch (the stale graph, spec §7.7). Returns the logged values.
+    the batch (the stale graph, docs/method.md §4.2 and §5.1). Returns the logged values.
     """
     out = croft_forward(x_raw, t_raw, adapter, logit_scale, hp.ratio, hp.ratio_text)
     if hp.wccf:

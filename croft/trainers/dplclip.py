@@ -6,7 +6,7 @@ between them, xavier-uniform weights, biases 0.01) maps each raw CLIP image feat
 samples' tokens is the domain's context in ``"X X ... X <class name>."``; the C prompts pass
 through the frozen text tower. CE loss; the image encoder is frozen (feature cache).
 
-**Fix of the reference's logits/target mismatch (spec §6):** the reference scored every sample
+**Fix of the reference's logits/target mismatch (docs/method.md §6.7):** the reference scored every sample
 against the concatenation of all in-batch domains' text features (``n_domains x C`` columns)
 while the targets index only the first block. Here each sample is scored C-way against the text
 features built from *its own* domain's prompt: ``logits_i = s * cos(x_i, t_{d(i), c})``.

@@ -1,4 +1,4 @@
-"""Zero-shot CLIP: no training, logits ``s * norm(x) norm(t)^T`` (spec §6)."""
+"""Zero-shot CLIP: no training, logits ``s * norm(x) norm(t)^T`` (docs/method.md §6.2)."""
 from ..clip.feature_math import l2norm
 from ..engine.trainer import TRAINER_REGISTRY
 from ..evaluation.inference import TRAINING, InferenceOutput

@@ -4,39 +4,54 @@ Dataset folder: ``DATASET.ROOT/<DATASET_DIR>`` (``PACS``, ``VLCS``) or ``DATASET
 (``DomainFolder``), holding either
 
 - ``images/<domain>/<class>/<image>`` (or ``<domain>/<class>/<image>``) plus the split files
-  ``test_on_<domain>.json`` (spec §3.3, written by ``tools/prepare_splits.py``), or
+  ``test_on_<domain>.json`` (written by ``tools/prepare_splits.py``, see datasets/README.md), or
 - only the image folders: the split is then built in memory with
-  :func:`croft.data.splits.make_domain_splits` and its defaults (val fraction 0.2, seed 1), i.e.
-  exactly the file ``tools/prepare_splits.py`` would write.
+  :func:`croft.data.splits.make_domain_splits`, val fraction ``DATASET.VAL_PERCENT`` (default 0.2)
+  and seed 1, i.e. exactly the file ``tools/prepare_splits.py --val-fraction <VAL_PERCENT>`` would
+  write. With a split file the val set is the file's, and a non-default ``VAL_PERCENT`` is an error.
 
 The held-out domain comes from ``TEST_ENV`` (``test_on_<domain>.json``) or from
 ``DATASET.TARGET_DOMAINS`` (one name); domain names match case-insensitively (VLCS folders are
 upper case), and a ``Datum``'s domain index comes from the domain folder in its path (the
-reference's case-sensitive substring test gave every VLCS image domain 3, spec §7.16).
+original code's case-sensitive substring test gave every VLCS image domain 3).
 
 Sets: ``train_x = SAMPLERS[DATASET.FEWSHOT_SAMPLER](train, NUM_SHOTS)``, then
 ``val = sample_class_balanced(val, VAL_SHOTS if VAL_SHOTS > 0 else NUM_SHOTS)``, ``test`` = the
 whole held-out domain, ``test_sets = {held-out domain: test}``, and ``ood`` = the open-set sets
-named in ``DATASET.OOD_SETS`` (``croft.data.datasets.openset``). Sampling draws from Python's
-``random``, which the engine seeds from ``SEED`` before building the dataset.
+named in ``DATASET.OOD_SETS`` (:func:`croft.data.datasets.openset.load_ood_sets`, seed key
+``"canonical"``). Sampling draws from Python's ``random``, which the engine seeds from ``SEED``
+before building the dataset.
+
+Config-only checks (held-out domain, TEST_ENV, SOURCE_DOMAINS for PACS/VLCS, the few-shot
+sampler, keys that only ImageNet46 reads) are in :meth:`DomainFolder.check_cfg`; the
+constructor keeps the checks that need the disk.
 """
 import glob
 import logging
 import os
-import random
 
+from ...config.defaults import get_cfg_default
 from ..datum import Datum
 from ..fewshot import SAMPLERS, sample_class_balanced
 from ..splits import (
-    DEFAULT_SEED, DEFAULT_VAL_FRACTION, DatasetError, SPLIT_KEYS, classnames_from_split, image_dir_of,
+    DEFAULT_SEED, DatasetConfigError, DatasetError, SPLIT_KEYS, classnames_from_split, image_dir_of,
     make_domain_splits, read_split_json, split_file_name, visible_entries,
 )
-from .base import DATASET_REGISTRY, DatasetBase
-from .openset import canonical_ood_name, load_ood_set
+from .base import DATASET_REGISTRY, DatasetBase, reject_non_default
+from .openset import load_ood_sets
 
 logger = logging.getLogger(__name__)
 
 README_HINT = "see datasets/README.md"
+
+# Keys that only ImageNet46 reads: a non-default value is an error for the multi-domain datasets.
+IMAGENET_ONLY_KEYS = {
+    "DATASET.BASE_RATIO": "it sets ImageNet46's base/new class split; PACS/VLCS/DomainFolder train on "
+                          "every class (DATASET.SUBSAMPLE_CLASSES base/new splits the classes in two)",
+    "DATASET.IMAGENET_OOD_SAMPLES": "it sizes ImageNet46's new-class open-set set; use DATASET.OOD_SETS "
+                                    "and DATASET.OOD_PER_CLASS",
+    "DATASET.IMAGENET_VARIANTS": "it lists ImageNet46's shifted test sets; the held-out domain is the test set",
+}
 
 
 def check_dataset_root(cfg):
@@ -63,12 +78,34 @@ class DomainFolder(DatasetBase):
     and ``OOD_EXCLUDE`` (the default open-set exclusion list). Without ``DOMAINS`` the domains
     are the sorted domain folders, in lower case.
     """
+    setup = "setup2"
 
     NAME = "DomainFolder"
     DATASET_DIR = ""
     DOMAINS = ()
     DOMAIN_ALIASES = {}
     OOD_EXCLUDE = "none"
+    #: Seed key of the open-set draws (croft.data.datasets.openset.OOD_SEED_KEYS).
+    OOD_SEED_KEY = "canonical"
+
+    @classmethod
+    def check_cfg(cls, cfg):
+        """The common dataset keys, the keys only ImageNet46 reads (must keep their defaults),
+        ``DATASET.FEWSHOT_SAMPLER``, the held-out domain (``TEST_ENV`` / ``DATASET.TARGET_DOMAINS``)
+        and, for a dataset with a fixed domain list (PACS, VLCS), ``DATASET.SOURCE_DOMAINS``."""
+        super().check_cfg(cfg)
+        reject_non_default(cfg, IMAGENET_ONLY_KEYS, cls.NAME)
+        sampler_name = cfg.DATASET.FEWSHOT_SAMPLER
+        if sampler_name not in SAMPLERS:
+            raise DatasetConfigError(
+                f"invalid value for 'DATASET.FEWSHOT_SAMPLER': {sampler_name!r}; expected one of {sorted(SAMPLERS)}"
+            )
+        held_out, _ = cls._held_out_from_cfg(cfg)
+        if cfg.DATASET.SOURCE_DOMAINS and cls.DOMAINS:
+            sources = [d for d in cls.DOMAINS if d != held_out]
+            bad = [d for d in (cls._canonical(n) for n in cfg.DATASET.SOURCE_DOMAINS) if d not in sources]
+            if bad:
+                raise DatasetConfigError(cls._not_sources_message(cfg, bad, sources, held_out))
 
     def __init__(self, cfg):
         root = check_dataset_root(cfg)
@@ -88,14 +125,20 @@ class DomainFolder(DatasetBase):
                 f"{self.NAME}: no domain folders in {image_dir}: expected {image_dir}/<domain>/<class>/<image> "
                 f"({README_HINT})"
             )
-        held_out, test_env = self._held_out_domain(cfg)
+        held_out, test_env = self._held_out_from_cfg(cfg)
+        if held_out not in self.domains:  # DomainFolder: its domains are the folders on disk
+            given = (f"TEST_ENV '{cfg.TEST_ENV}'" if test_env
+                     else f"DATASET.TARGET_DOMAINS {list(cfg.DATASET.TARGET_DOMAINS)}")
+            raise DatasetError(f"{self.NAME}: unknown held-out domain '{held_out}' (from {given}); {self._known()}")
 
         json_path = os.path.join(dataset_dir, test_env or split_file_name(held_out))
         if os.path.isfile(json_path):
             split = read_split_json(json_path)
             source = json_path
+            self._check_val_percent_unused(cfg, json_path)
         elif folders:
-            split, source = self._split_from_folders(dataset_dir, image_dir, folders, held_out)
+            split, source = self._split_from_folders(dataset_dir, image_dir, folders, held_out,
+                                                     cfg.DATASET.VAL_PERCENT)
         else:
             found = sorted(os.path.basename(p) for p in glob.glob(os.path.join(dataset_dir, "test_on_*.json")))
             raise FileNotFoundError(
@@ -117,25 +160,20 @@ class DomainFolder(DatasetBase):
         if cfg.DATASET.SOURCE_DOMAINS:
             chosen = [self._canonical(d) for d in cfg.DATASET.SOURCE_DOMAINS]
             bad = [d for d in chosen if d not in sources]
-            if bad:
-                raise DatasetError(
-                    f"{self.NAME}: DATASET.SOURCE_DOMAINS {list(cfg.DATASET.SOURCE_DOMAINS)}: {bad} are not "
-                    f"source domains; choose from {sources} (held-out domain: {held_out})"
-                )
+            if bad:  # a source domain with no image in this split (PACS/VLCS names: checked in check_cfg)
+                raise DatasetError(self._not_sources_message(cfg, bad, sources, held_out))
             sources = [d for d in self.domains if d in chosen]
             data["train"] = [d for d in data["train"] if d.domainname in sources]
             data["val"] = [d for d in data["val"] if d.domainname in sources]
 
         sampler_name = cfg.DATASET.FEWSHOT_SAMPLER
-        if sampler_name not in SAMPLERS:
-            raise DatasetError(f"unknown DATASET.FEWSHOT_SAMPLER '{sampler_name}'; expected one of {sorted(SAMPLERS)}")
         shots = cfg.DATASET.NUM_SHOTS
         train_x = SAMPLERS[sampler_name](data["train"], shots)
         val_shots = cfg.DATASET.VAL_SHOTS if cfg.DATASET.VAL_SHOTS > 0 else shots
         val = sample_class_balanced(data["val"], val_shots)
         test = data["test"]
 
-        # The label -> text-feature alignment needs every class in train_x (spec §7.18).
+        # The label -> text-feature alignment needs every class in train_x.
         present = {d.label for d in train_x}
         missing = [f"{label} ({name})" for label, name in enumerate(classnames) if label not in present]
         if missing:
@@ -145,7 +183,7 @@ class DomainFolder(DatasetBase):
                 "must appear in train_x"
             )
 
-        ood = self._load_ood(cfg, root)
+        ood = load_ood_sets(cfg, self.default_ood_root(root), self.OOD_EXCLUDE, self.OOD_SEED_KEY)
         super().__init__(
             train_x, val, test, classnames, ood=ood, test_sets={held_out: test},
             source_domains=sources, target_domains=[held_out], train_full=data["train"],
@@ -153,9 +191,10 @@ class DomainFolder(DatasetBase):
 
     # ------------------------------------------------------------------ domains
 
-    def _canonical(self, name):
+    @classmethod
+    def _canonical(cls, name):
         low = name.lower()
-        return self.DOMAIN_ALIASES.get(low, low)
+        return cls.DOMAIN_ALIASES.get(low, low)
 
     def _domain_folders(self, image_dir):
         """``{canonical domain: folder}`` of the folder layout, ``{}`` when there is none."""
@@ -166,11 +205,27 @@ class DomainFolder(DatasetBase):
                 out.setdefault(self._canonical(name), name)
         return out
 
-    def _known(self):
-        return f"known {self.NAME} domains: {self.domains}"
+    @classmethod
+    def _known_domains(cls, domains):
+        if domains:
+            return f"known {cls.NAME} domains: {list(domains)}"
+        return f"the {cls.NAME} domains are the domain folders of DATASET.ROOT"
 
-    def _held_out_domain(self, cfg):
-        """The held-out domain (canonical) and the TEST_ENV file name ("" when not given)."""
+    def _known(self):
+        return self._known_domains(self.domains)
+
+    @classmethod
+    def _not_sources_message(cls, cfg, bad, sources, held_out):
+        return (f"{cls.NAME}: DATASET.SOURCE_DOMAINS {list(cfg.DATASET.SOURCE_DOMAINS)}: {bad} are not "
+                f"source domains; choose from {sources} (held-out domain: {held_out})")
+
+    @classmethod
+    def _held_out_from_cfg(cls, cfg):
+        """The held-out domain (canonical) and the TEST_ENV file name ("" when not given), from the
+        config alone. Raises :class:`DatasetConfigError` for a malformed ``TEST_ENV``, several or no
+        held-out domains, a ``TEST_ENV`` / ``TARGET_DOMAINS`` disagreement, or (datasets with a
+        fixed ``DOMAINS`` list) an unknown domain."""
+        domains = list(cls.DOMAINS)
         test_env = cfg.TEST_ENV
         from_env = None
         if test_env:
@@ -180,35 +235,50 @@ class DomainFolder(DatasetBase):
             else:
                 test_env = test_env + ".json"
             if not stem.startswith("test_on_") or stem == "test_on_":
-                raise DatasetError(
-                    f"{self.NAME}: TEST_ENV '{cfg.TEST_ENV}' should name a split file test_on_<domain>.json "
-                    f"({self._known()})"
+                raise DatasetConfigError(
+                    f"{cls.NAME}: TEST_ENV '{cfg.TEST_ENV}' should name a split file test_on_<domain>.json "
+                    f"({cls._known_domains(domains)})"
                 )
-            from_env = self._canonical(stem[len("test_on_"):])
+            from_env = cls._canonical(stem[len("test_on_"):])
         targets = list(cfg.DATASET.TARGET_DOMAINS)
         if len(targets) > 1:
-            raise DatasetError(
-                f"{self.NAME}: DATASET.TARGET_DOMAINS must name one held-out domain (leave-one-domain-out), "
+            raise DatasetConfigError(
+                f"{cls.NAME}: DATASET.TARGET_DOMAINS must name one held-out domain (leave-one-domain-out), "
                 f"got {targets}"
             )
-        from_targets = self._canonical(targets[0]) if targets else None
+        from_targets = cls._canonical(targets[0]) if targets else None
         if from_env is None and from_targets is None:
-            raise DatasetError(
-                f"{self.NAME}: no held-out domain: set TEST_ENV (e.g. test_on_{self.domains[-1]}.json) or "
-                f"DATASET.TARGET_DOMAINS (one of {self.domains})"
+            example = domains[-1] if domains else "<domain>"
+            choices = f"one of {domains}" if domains else "one domain folder"
+            raise DatasetConfigError(
+                f"{cls.NAME}: no held-out domain: set TEST_ENV (e.g. test_on_{example}.json) or "
+                f"DATASET.TARGET_DOMAINS ({choices})"
             )
         if from_env is not None and from_targets is not None and from_env != from_targets:
-            raise DatasetError(
-                f"{self.NAME}: TEST_ENV '{cfg.TEST_ENV}' holds out '{from_env}' but DATASET.TARGET_DOMAINS "
+            raise DatasetConfigError(
+                f"{cls.NAME}: TEST_ENV '{cfg.TEST_ENV}' holds out '{from_env}' but DATASET.TARGET_DOMAINS "
                 f"is {targets}; set one of them, or make them agree"
             )
         held_out = from_env if from_env is not None else from_targets
-        if held_out not in self.domains:
+        if domains and held_out not in domains:
             given = f"TEST_ENV '{cfg.TEST_ENV}'" if from_env is not None else f"DATASET.TARGET_DOMAINS {targets}"
-            raise DatasetError(f"{self.NAME}: unknown held-out domain '{held_out}' (from {given}); {self._known()}")
+            raise DatasetConfigError(
+                f"{cls.NAME}: unknown held-out domain '{held_out}' (from {given}); {cls._known_domains(domains)}"
+            )
         return held_out, test_env
 
-    def _split_from_folders(self, dataset_dir, image_dir, folders, held_out):
+    def _check_val_percent_unused(self, cfg, json_path):
+        """A split file fixes the val set: a non-default ``DATASET.VAL_PERCENT`` would have no effect."""
+        default = get_cfg_default().DATASET.VAL_PERCENT
+        if cfg.DATASET.VAL_PERCENT != default:
+            raise DatasetError(
+                f"{self.NAME}: DATASET.VAL_PERCENT {cfg.DATASET.VAL_PERCENT} has no effect: the split comes from "
+                f"{json_path}, whose val set is fixed. Remove DATASET.VAL_PERCENT (default {default}), or write "
+                f"the split files with tools/prepare_splits.py --val-fraction {cfg.DATASET.VAL_PERCENT} "
+                f"(or remove them to split the image folders in memory)"
+            )
+
+    def _split_from_folders(self, dataset_dir, image_dir, folders, held_out, val_fraction):
         unknown = sorted(folders[d] for d in folders if d not in self.domains)
         if unknown:
             raise DatasetError(
@@ -220,8 +290,9 @@ class DomainFolder(DatasetBase):
                 f"(found {sorted(folders.values())}) and no split file "
                 f"{os.path.join(dataset_dir, split_file_name(held_out))}"
             )
-        logger.info("%s: no split file for '%s'; building the split from %s", self.NAME, held_out, image_dir)
-        splits = make_domain_splits(dataset_dir, DEFAULT_VAL_FRACTION, DEFAULT_SEED)
+        logger.info("%s: no split file for '%s'; building the split from %s (DATASET.VAL_PERCENT %s)",
+                    self.NAME, held_out, image_dir, val_fraction)
+        splits = make_domain_splits(dataset_dir, val_fraction, DEFAULT_SEED)
         return splits[folders[held_out]], f"folder layout {image_dir}"
 
     def _domain_of(self, relpath, index, source, key, i):
@@ -260,23 +331,6 @@ class DomainFolder(DatasetBase):
         if self.DATASET_DIR:
             return root
         return os.path.dirname(os.path.abspath(root))
-
-    def _load_ood(self, cfg, root):
-        names = list(cfg.DATASET.OOD_SETS)
-        if not names:
-            return {}
-        ood_root = cfg.DATASET.get("OOD_ROOT", "") or self.default_ood_root(root)
-        exclude = cfg.DATASET.OOD_EXCLUDE or self.OOD_EXCLUDE
-        ood = {}
-        protocol = cfg.TEST.OOD_PROTOCOL
-        for name in names:
-            # Standard protocol: a private RNG per set, so the open-set sample depends only on the
-            # seed, not on NUM_SHOTS or the sampler; the reference draws from the global RNG.
-            rng = random if protocol == "reference" else random.Random(f"ood-set/{canonical_ood_name(name)}/{cfg.SEED}")
-            ood[canonical_ood_name(name)] = load_ood_set(
-                name, ood_root, exclude, cfg.DATASET.OOD_PER_CLASS, protocol, rng,
-            )
-        return ood
 
 
 @DATASET_REGISTRY.register("PACS")

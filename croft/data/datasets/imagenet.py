@@ -1,4 +1,4 @@
-"""Setup-I: ImageNet with a seeded base/new class split, and ImageNet-V2/-Sketch/-A/-R (spec §3.5).
+"""Setup-I: ImageNet with a seeded base/new class split, and ImageNet-V2/-Sketch/-A/-R (datasets/README.md).
 
 Registered as ``ImageNet46`` (the reference's name), ``ImageNetOpenSet`` (a clearer alias) and
 ``ImageNetOOD46`` (the reference's evaluation dataset: here one dataset does training and every
@@ -28,11 +28,13 @@ does not depend on listing order, on the other classes or on the process history
 - ``test``: every ImageNet-val image of the base classes (the ID accuracy, ``closed_set.test_accuracy``).
 - ``val`` (model selection), ``V = DATASET.VAL_SHOTS`` per class (<= 0: 4, the reference's value):
   ``TEST.OOD_PROTOCOL reference``: V ImageNet-val images per base class, a subset of ``test``
-  (the reference's leak, spec §7.12). ``standard``: V ImageNet-*train* images per base class,
+  (the reference's leak). ``standard``: V ImageNet-*train* images per base class,
   disjoint from the K shots (with K < 1 they are held out of ``train_x``).
+  ``DATASET.VAL_PERCENT`` does not apply (a non-default value is an error).
 - ``ood = {"ImageNet-new": ...}``: ``DATASET.IMAGENET_OOD_SAMPLES`` (default 1000, the
   reference's number; -1 = all) ImageNet-val images drawn at random from all new classes
-  (labels -1), plus any set named in ``DATASET.OOD_SETS`` (DTD, Food101, Caltech101).
+  (labels -1), plus any set named in ``DATASET.OOD_SETS`` (DTD, Food101, Caltech101;
+  :func:`croft.data.datasets.openset.load_ood_sets`, seed key ``"configured"``).
 - ``test_sets``: one entry per variant of ``DATASET.IMAGENET_VARIANTS`` that exists on disk
   (``imagenet_v2``, ``imagenet_sketch``, ``imagenet_a``, ``imagenet_r``), restricted to the base
   classes and labelled with the base labels; they become ``closed_set.per_domain``. A missing
@@ -41,7 +43,8 @@ does not depend on listing order, on the other classes or on the process history
   400-way A/R). ``standard``: ImageNet-A and -R are classified over the base classes they contain
   (``class_subsets``, applied by the evaluation).
 
-No file is cached: the folders are listed (sorted) on every run.
+No file is cached: the folders are listed (sorted) on every run. Config-only checks (SEED,
+variants, keys that do not apply to ImageNet) are in :meth:`ImageNetOpenSet.check_cfg`.
 """
 import json
 import logging
@@ -52,10 +55,10 @@ from collections import Counter, OrderedDict, namedtuple
 import numpy as np
 
 from ..datum import Datum
-from ..splits import DatasetError, is_image_file, visible_entries
-from .base import DATASET_REGISTRY, DatasetBase
+from ..splits import DatasetConfigError, DatasetError, is_image_file, visible_entries
+from .base import DATASET_REGISTRY, DatasetBase, reject_non_default
 from .domain_folder import README_HINT, check_dataset_root
-from .openset import canonical_ood_name, load_ood_set
+from .openset import load_ood_sets
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,16 @@ SPLIT_FILE = "class_split.json"
 OOD_NAME = "ImageNet-new"
 ID_DOMAIN = "imagenet"
 REFERENCE_VAL_SHOTS = 4
+
+# Keys of the multi-domain datasets that ImageNet46 does not read: a non-default value is an error.
+NOT_APPLICABLE_KEYS = {
+    "TEST_ENV": "ImageNet46 has no held-out domain; its shifted test sets are DATASET.IMAGENET_VARIANTS",
+    "DATASET.SOURCE_DOMAINS": "ImageNet46 trains on ImageNet only",
+    "DATASET.TARGET_DOMAINS": "ImageNet46's shifted test sets are DATASET.IMAGENET_VARIANTS",
+    "DATASET.VAL_PERCENT": "ImageNet46's val set is DATASET.VAL_SHOTS images per base class",
+    "DATASET.FEWSHOT_SAMPLER": "ImageNet46 always draws DATASET.NUM_SHOTS images per base class "
+                               "('class_balanced')",
+}
 
 # name -> (folder under DATASET.ROOT, "wnid" or "index" class folders, restricted to the classes
 # present under the standard protocol)
@@ -87,7 +100,7 @@ def canonical_variant(name):
     key = str(name).strip().lower()
     key = VARIANT_ALIASES.get(key, key)
     if key not in VARIANTS:
-        raise DatasetError(
+        raise DatasetConfigError(
             f"unknown ImageNet variant '{name}' in DATASET.IMAGENET_VARIANTS; known: {list(VARIANTS)}"
         )
     return key
@@ -99,7 +112,7 @@ def read_classnames(path):
     """``[(wnid, class name), ...]`` in file order from ``<wnid> <class name>`` lines.
 
     Raises FileNotFoundError naming ``path``, or DatasetError for a malformed line, a repeated
-    wnid or repeated class names (membership is tested by name, spec §3.5, so names must be unique).
+    wnid or repeated class names (membership is tested by name, so names must be unique).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -130,7 +143,7 @@ def read_classnames(path):
 
 def num_base_classes(num_classes, base_ratio):
     if not 0.0 < base_ratio <= 1.0:
-        raise DatasetError(f"DATASET.BASE_RATIO must be in (0, 1], got {base_ratio}")
+        raise DatasetConfigError(f"DATASET.BASE_RATIO must be in (0, 1], got {base_ratio}")
     n = int(num_classes * base_ratio)
     if n < 1:
         raise DatasetError(
@@ -188,22 +201,38 @@ def _write_json_atomic(path, data):
 @DATASET_REGISTRY.register("ImageNet46")
 class ImageNetOpenSet(DatasetBase):
     """ImageNet base classes for training and ID test, new classes as open-set, four shifted variants."""
+    setup = "setup1"
 
     NAME = "ImageNet46"
     reference_detection_split = "val"
+    #: Seed key of the DATASET.OOD_SETS draws (croft.data.datasets.openset.OOD_SEED_KEYS).
+    OOD_SEED_KEY = "configured"
+
+    @classmethod
+    def check_cfg(cls, cfg):
+        """The common dataset keys, ``SEED`` (the class split needs one), ``DATASET.IMAGENET_VARIANTS``,
+        ``DATASET.IMAGENET_OOD_SAMPLES`` and the keys that do not apply (must keep their defaults)."""
+        super().check_cfg(cfg)
+        name = cfg.DATASET.NAME or cls.NAME
+        if cfg.SEED < 0:
+            raise DatasetConfigError(
+                f"{name}: the base/new class split is drawn from SEED, which is {cfg.SEED}; pass --seed "
+                "(e.g. 1, 2 or 3 for the reference's three splits)"
+            )
+        reject_non_default(cfg, NOT_APPLICABLE_KEYS, name)
+        for variant in cfg.DATASET.IMAGENET_VARIANTS:
+            canonical_variant(variant)
+        n_ood = cfg.DATASET.IMAGENET_OOD_SAMPLES
+        if not isinstance(n_ood, int) or isinstance(n_ood, bool) or n_ood < -1:
+            raise DatasetConfigError(
+                f"invalid value for 'DATASET.IMAGENET_OOD_SAMPLES': {n_ood!r}; expected -1 (all) or an int >= 0"
+            )
 
     def __init__(self, cfg):
         root = check_dataset_root(cfg)
         self.NAME = cfg.DATASET.NAME or self.NAME
         seed = cfg.SEED
-        if seed < 0:
-            raise DatasetError(
-                f"{self.NAME}: the base/new class split is drawn from SEED; pass --seed (e.g. 1, 2 or 3 "
-                "for the reference's three splits)"
-            )
         protocol = cfg.TEST.OOD_PROTOCOL
-        if protocol not in ("standard", "reference"):
-            raise DatasetError(f"{self.NAME}: TEST.OOD_PROTOCOL must be 'standard' or 'reference', got {protocol!r}")
         self.protocol = protocol
         self.imagenet_dir = os.path.join(root, IMAGENET_DIR)
         classes = read_classnames(os.path.join(self.imagenet_dir, CLASSNAMES_FILE))
@@ -277,11 +306,7 @@ class ImageNetOpenSet(DatasetBase):
         else:
             logger.warning("%s: no ImageNet-val image of a new class (%d new classes); no '%s' open-set set",
                            self.NAME, len(new_idx), OOD_NAME)
-        for set_name in cfg.DATASET.OOD_SETS:
-            ood_root = cfg.DATASET.OOD_ROOT or root
-            ood[canonical_ood_name(set_name)] = load_ood_set(
-                set_name, ood_root, cfg.DATASET.OOD_EXCLUDE or "none", cfg.DATASET.OOD_PER_CLASS, protocol,
-                random.Random(f"ood-set/{set_name}/{seed}"))
+        ood.update(load_ood_sets(cfg, root, "none", self.OOD_SEED_KEY))
 
         # ---- covariate-shifted variants
         test_sets = OrderedDict()

@@ -1,4 +1,4 @@
-"""Open-set (semantic-shift) evaluation sets: DTD, Food101, Caltech101 (spec §3.4).
+"""Open-set (semantic-shift) evaluation sets: DTD, Food101, Caltech101 (docs/method.md §7.5).
 
 Each set is read from CoOp's layout under the OOD root (``DATASET.ROOT`` for PACS/VLCS)::
 
@@ -20,13 +20,16 @@ Class exclusion (classes that overlap the ID classes, so they are not semantic s
   list (``""`` = the ID dataset's own: ``PACS``, ``VLCS``; ``none`` = no exclusion; DomainFolder
   defaults to ``none``).
 - Only Caltech-101 has excluded classes. The reference also defines class filters for DTD and
-  Food-101, but only in a method it never calls (dead code, spec §7.16), so the published numbers
+  Food-101, but only in a method it never calls (dead code), so the published numbers
   use every DTD and Food-101 class; croft does the same. (No DTD texture or Food-101 dish is a
   PACS/VLCS class either.)
 - The reference's Caltech allow-lists use the raw folder names ``airplanes``/``Leopards``/
   ``Motorbikes`` while the zhou split renames them, so it drops ``airplane``, ``leopard`` and
-  ``motorbike`` by accident (spec §3.4). croft drops them only with ``TEST.OOD_PROTOCOL
+  ``motorbike`` by accident. croft drops them only with ``TEST.OOD_PROTOCOL
   reference`` (and an ID exclusion list), to reproduce the published sets.
+
+Every dataset loads the sets named in ``DATASET.OOD_SETS`` through :func:`load_ood_sets`; the
+per-dataset difference is only the seed key of the class-balanced draw (:data:`OOD_SEED_KEYS`).
 """
 import logging
 import os
@@ -35,7 +38,7 @@ from collections import namedtuple
 
 from ..datum import Datum
 from ..fewshot import sample_class_balanced
-from ..splits import DatasetError, is_image_file, read_split_json, visible_entries
+from ..splits import DatasetConfigError, DatasetError, is_image_file, read_split_json, visible_entries
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ OOD_EXCLUSIONS = {
     },
 }
 EXCLUSION_LISTS = ("pacs", "vlcs", "none")
-# Dropped only under TEST.OOD_PROTOCOL "reference" (the allow-list / renaming mismatch, spec §3.4).
+# Dropped only under TEST.OOD_PROTOCOL "reference" (the allow-list / renaming mismatch, docs/method.md §7.5).
 REFERENCE_ACCIDENTAL_DROPS = {"Caltech101": ("airplane", "leopard", "motorbike")}
 
 
@@ -76,7 +79,7 @@ def _spec(name):
     key = _ALIASES.get(key, key)
     if key not in OOD_SETS:
         known = ", ".join(spec.name for spec in OOD_SETS.values())
-        raise DatasetError(f"unknown open-set dataset '{name}' (DATASET.OOD_SETS); known: {known}")
+        raise DatasetConfigError(f"unknown open-set dataset '{name}' (DATASET.OOD_SETS); known: {known}")
     return OOD_SETS[key]
 
 
@@ -90,7 +93,7 @@ def excluded_classes(name, id_dataset_name, protocol="standard"):
     spec = _spec(name)
     list_name = (id_dataset_name or "none").lower()
     if list_name not in EXCLUSION_LISTS:
-        raise DatasetError(
+        raise DatasetConfigError(
             f"unknown open-set exclusion list '{id_dataset_name}' (DATASET.OOD_EXCLUDE); expected one of "
             f"{['PACS', 'VLCS', 'none']}"
         )
@@ -174,3 +177,79 @@ def load_ood_set(name, root, id_dataset_name, per_class, protocol="standard", rn
         )
     data = [Datum(path, label, 0, classname, "") for path, label, classname in items]
     return sample_class_balanced(data, per_class, rng)
+
+
+# ------------------------------------------------------------------ the configured sets of a dataset
+
+#: How a dataset seeds the class-balanced draw of each open-set set. Each dataset keeps the key
+#: it has always used, so that the same config draws the same images:
+#:
+#: - ``"canonical"`` (PACS, VLCS, DomainFolder): under ``TEST.OOD_PROTOCOL standard`` a private
+#:   ``random.Random(f"ood-set/{canonical name}/{SEED}")`` (``DTD``, ``Food101``, ``Caltech101``,
+#:   whatever the spelling in ``DATASET.OOD_SETS``), so a set depends only on SEED, not on
+#:   NUM_SHOTS or the few-shot sampler; under ``reference`` Python's global ``random`` (seeded
+#:   from SEED by the engine, then used by the few-shot draws), as the original code.
+#: - ``"configured"`` (ImageNet46): ``random.Random(f"ood-set/{name as written in
+#:   DATASET.OOD_SETS}/{SEED}")`` under both protocols (``dtd`` and ``DTD`` draw differently).
+OOD_SEED_KEYS = ("canonical", "configured")
+
+
+def ood_rng(name, seed, protocol, seed_key):
+    """The generator of the draw of open-set set ``name`` (as written in ``DATASET.OOD_SETS``)."""
+    if seed_key == "canonical":
+        if protocol == "reference":
+            return random
+        return random.Random(f"ood-set/{canonical_ood_name(name)}/{seed}")
+    if seed_key == "configured":
+        return random.Random(f"ood-set/{name}/{seed}")
+    raise ValueError(f"unknown open-set seed key {seed_key!r}; expected one of {list(OOD_SEED_KEYS)}")
+
+
+def check_ood_cfg(cfg):
+    """Config-only checks of the open-set keys (no file is read); raises :class:`DatasetConfigError`."""
+    names = cfg.DATASET.OOD_SETS
+    if not isinstance(names, (list, tuple)):
+        raise DatasetConfigError(
+            f"invalid value for 'DATASET.OOD_SETS': {names!r}; expected a list of open-set names from "
+            f"{[spec.name for spec in OOD_SETS.values()]}"
+        )
+    seen = {}
+    for name in names:
+        canonical = canonical_ood_name(name)
+        if canonical in seen:
+            raise DatasetConfigError(
+                f"invalid value for 'DATASET.OOD_SETS': {list(names)} names {canonical} twice "
+                f"('{seen[canonical]}' and '{name}'); list each open-set set once"
+            )
+        seen[canonical] = name
+    excluded_classes("DTD", cfg.DATASET.OOD_EXCLUDE or "none")  # raises for an unknown list
+    per_class = cfg.DATASET.OOD_PER_CLASS
+    if not isinstance(per_class, int) or isinstance(per_class, bool):
+        raise DatasetConfigError(
+            f"invalid value for 'DATASET.OOD_PER_CLASS': {per_class!r}; expected an int (images per class, "
+            "< 1 = all)"
+        )
+
+
+def load_ood_sets(cfg, default_root, default_exclude, seed_key):
+    """``{canonical name: [Datum, ...]}`` of every set in ``DATASET.OOD_SETS``, in that order.
+
+    The one open-set loader of every dataset. Sets are read from ``DATASET.OOD_ROOT`` (``""`` =
+    ``default_root``) with the exclusion list ``DATASET.OOD_EXCLUDE`` (``""`` =
+    ``default_exclude``), at most ``DATASET.OOD_PER_CLASS`` images per class, under
+    ``TEST.OOD_PROTOCOL``; ``seed_key`` (one of :data:`OOD_SEED_KEYS`) says how each draw is seeded.
+    """
+    if seed_key not in OOD_SEED_KEYS:
+        raise ValueError(f"unknown open-set seed key {seed_key!r}; expected one of {list(OOD_SEED_KEYS)}")
+    names = list(cfg.DATASET.OOD_SETS)
+    if not names:
+        return {}
+    root = cfg.DATASET.OOD_ROOT or default_root
+    exclude = cfg.DATASET.OOD_EXCLUDE or default_exclude
+    protocol = cfg.TEST.OOD_PROTOCOL
+    ood = {}
+    for name in names:
+        ood[canonical_ood_name(name)] = load_ood_set(
+            name, root, exclude, cfg.DATASET.OOD_PER_CLASS, protocol, ood_rng(name, cfg.SEED, protocol, seed_key),
+        )
+    return ood
