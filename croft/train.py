@@ -27,53 +27,81 @@ def build_parser():
     parser.add_argument("--model-dir", type=str, default="", help="load the model from this directory (with --eval-only)")
     parser.add_argument("--load-epoch", type=int, help="load model.pth.tar-<epoch> instead of model-best.pth.tar")
     parser.add_argument("--no-train", action="store_true", help="build the trainer but do not train")
+    parser.add_argument("--restart", action="store_true",
+                        help="move an earlier run's files in the output dir to OUTPUT_DIR/.old/<time>/ and start over")
     parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
                         help="modify config options using the command line (KEY VALUE pairs)")
     return parser
 
 
+EXPECTED_ERRORS = (KeyError, ValueError, OSError, RuntimeError, FloatingPointError)
+
+
 def main(argv=None):
+    """Run the command line; returns the exit status (0 ok, 1 failed run, 2 bad config).
+
+    Every expected failure ends with one line ``error: ...`` on stderr (the traceback goes to
+    log.txt only, or to the console with ``CROFT_TRACEBACK=1``).
+    """
     args = build_parser().parse_args(argv)
     # Logging first: open_clip's first warning would otherwise configure the root logger.
     logger = setup_logger()
     from .config import ConfigError, setup_cfg
+    from .engine.checks import check_cfg
 
     try:
         cfg = setup_cfg(args)
-    except ConfigError as exc:
-        logger.error(f"error: {exc}")
-        return 2
-    from .engine.checks import check_cfg
-    from .utils.errors import NonFiniteLossError
-
-    try:
         check_cfg(cfg)
     except ConfigError as exc:
         logger.error(f"error: {exc}")
         return 2
-    logger = setup_logger(cfg.OUTPUT_DIR)
     try:
+        prepare_folders(cfg, args, logger)
+        logger = setup_logger(cfg.OUTPUT_DIR)
         run(cfg, args)
-    except (KeyError, ValueError, FileNotFoundError, NotADirectoryError, RuntimeError, NonFiniteLossError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    except EXPECTED_ERRORS as exc:
         if os.environ.get("CROFT_TRACEBACK"):
             raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        logger.debug("traceback", exc_info=True)
         logger.error(f"error: {message} (set CROFT_TRACEBACK=1 for the traceback)")
         return 1
     return 0
 
 
+def prepare_folders(cfg, args, logger):
+    """Check the folders before any work: nothing is written unless every check passes."""
+    from .engine.fingerprint import make_fingerprint
+    from .engine.run_folder import check_output_dir, check_source_dir, restart
+
+    from .engine.trainer import TRAINER_REGISTRY
+
+    if args.eval_only and TRAINER_REGISTRY.get(cfg.TRAINER.NAME).trains and not args.model_dir:
+        raise ValueError(f"--eval-only with trainer {cfg.TRAINER.NAME} needs --model-dir (the folder of a trained run)")
+    fingerprint = make_fingerprint(cfg)
+    if args.eval_only and args.model_dir:
+        check_source_dir(args.model_dir, fingerprint, "--model-dir", logger)
+    if cfg.RESUME:
+        check_source_dir(cfg.RESUME, fingerprint, "--resume", logger)
+    if args.restart:
+        moved = restart(cfg.OUTPUT_DIR)
+        if moved:
+            logger.info(f"--restart: the earlier run's files were moved to {moved}")
+    check_output_dir(cfg.OUTPUT_DIR, fingerprint)
+
+
 def save_config(cfg):
+    from .engine.fingerprint import make_fingerprint
+    from .engine.run_folder import write_fingerprint
     from .utils.atomic import atomic_write_text
 
     atomic_write_text(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), cfg.dump())
+    write_fingerprint(cfg.OUTPUT_DIR, make_fingerprint(cfg))
 
 
 def run(cfg, args):
     import torch
 
-    from . import data, trainers  # noqa: F401  (registers datasets and trainers)
-    from .data import datasets  # noqa: F401
     from .engine.logger import get_logger
     from .engine.trainer import build_trainer, set_random_seed
 
@@ -84,13 +112,11 @@ def run(cfg, args):
     logger.info("Command: " + " ".join(sys.argv))
     logger.info(f"Loading trainer: {cfg.TRAINER.NAME}")
     logger.info(f"Loading dataset: {cfg.DATASET.NAME}")
-    save_config(cfg)
     logger.info(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
     trainer = build_trainer(cfg)
+    save_config(cfg)
     if args.eval_only:
         if trainer.trains:
-            if not args.model_dir:
-                raise SystemExit(f"--eval-only with trainer {cfg.TRAINER.NAME} needs --model-dir")
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
         trainer.evaluate_and_write_results()
         return trainer

@@ -5,6 +5,8 @@ import open_clip
 import pytest
 import torch
 
+from croft.utils.errors import CheckpointError
+
 from croft.clip import (
     COOP_NAMES,
     DEFAULT_TEMPLATE,
@@ -116,7 +118,10 @@ def test_openai_torchscript_roundtrip(tmp_path, images):
         scripted.register_buffer(key, torch.tensor(value))
     path = tmp_path / "tiny_jit.pt"
     torch.jit.script(scripted).save(str(path))
-    model, tokenizer = load_clip("tiny", pretrained=str(path))
+    # A TorchScript file given as a path loads only when the user allows it (loading can run code).
+    with pytest.raises(CheckpointError, match=r"TorchScript archive.*ALLOW_TORCHSCRIPT True"):
+        load_clip("tiny", pretrained=str(path))
+    model, tokenizer = load_clip("tiny", pretrained=str(path), allow_torchscript=True)
     assert_same_features(model, tokenizer, source, images)
 
 

@@ -67,7 +67,7 @@ def _auroc(pos, neg):
 
 def test_unknown_score_is_refused_naming_the_registered_ones(synthetic_root, tmp_path, capfd):
     assert main(zs_args(synthetic_root, tmp_path / "bad", "TEST.OOD_SCORES", "['energy', 'entropy']")) == 2
-    err = capfd.readouterr().out
+    err = capfd.readouterr().err
     assert "TEST.OOD_SCORES" in err and "entropy" in err and "max_logit" in err
 
 
@@ -141,7 +141,7 @@ def test_epoch_ranges_are_checked_before_anything_is_built(synthetic_root, tmp_p
     args[args.index("CLIP_Adapter")] = trainer
     args[args.index("configs/trainers/CLIP_Adapter/rn50_ep30.yaml")] = f"configs/trainers/{trainer}/rn50_ep30.yaml"
     assert main(args) == rc
-    err = capfd.readouterr().out
+    err = capfd.readouterr().err
     assert "OPTIM.MAX_EPOCH" in err and epochs in err
     assert "Loaded CLIP" not in err and not out.exists()
 

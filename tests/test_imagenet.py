@@ -313,7 +313,7 @@ def test_setup1_sweep_results_and_table(synthetic_root, tmp_path):
     assert row["domains"] == sorted(variants)
     assert row["id"]["mean"] == pytest.approx(closed["test_accuracy"])
     assert row["avg"]["mean"] == pytest.approx(closed["average_accuracy"])
-    md = format_table(rows, "md")
+    md = format_table(rows, "md", wide=True)
     header = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert header.startswith("| Method | hparams | n_seeds | ID | imagenet_a | imagenet_r | imagenet_sketch | "
                              "imagenet_v2 | Avg | ImageNet-new energy AUROC | ImageNet-new energy FPR95 |")

@@ -29,7 +29,7 @@ def test_pacs_sweep_collect_and_skip_logic(synthetic_root, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(out.glob("CRoFT/*/*/seed*/shots1/results.json"))
     assert len(runs) == 8
-    table = subprocess.run([sys.executable, os.path.join(REPO, "tools/collect_results.py"), str(out)],
+    table = subprocess.run([sys.executable, os.path.join(REPO, "tools/collect_results.py"), str(out), "--wide"],
                            capture_output=True, text=True, check=True).stdout
     for column in ("sketch", "photo", "cartoon", "art_painting", "Avg"):
         assert column in table

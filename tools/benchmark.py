@@ -326,4 +326,6 @@ def _run(args):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from croft.utils.cli import run_tool
+
+    sys.exit(run_tool(main))

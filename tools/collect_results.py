@@ -2,11 +2,18 @@
 """Results table from run folders: mean ± std over seeds, one row per method and setting.
 
     python tools/collect_results.py OUTPUT_ROOT [--format md|csv|latex] [--select val]
-                                    [--scores energy,mcm] [--output FILE]
+                                    [--scores energy[,mcm,...]|all] [--ood-metrics auroc,fpr95]
+                                    [--wide] [--output FILE]
 
 Reads every ``results.json`` under OUTPUT_ROOT (never log text); see
-``croft/results/collect.py`` for the aggregation rules. Malformed results.json files and
-unfinished run folders are listed in separate sections (and malformed ones on stderr).
+``croft/results/collect.py`` for the aggregation rules. The default table is compact: the
+closed-set accuracies (per held-out domain or Setup-I variant, and their average), then AUROC
+and FPR95 per open-set set for one score (``--scores``, default ``energy``); settings are named
+by a key (``CRoFT [a]``) whose hyper-parameters are listed under the tables; the best value of
+each column is bold (md) or ``\\textbf`` (LaTeX). ``--wide`` prints the full table of every
+score with the hyper-parameters spelled out in each row. Malformed results.json files and
+unfinished run folders are listed in separate sections (and malformed ones on stderr). A
+missing OUTPUT_ROOT or an unwritable --output ends with one ``error: ...`` line and exit status 1.
 """
 import argparse
 import os
@@ -17,8 +24,18 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from croft.results.collect import FORMATS, collect, format_table  # noqa: E402
+from croft.results.collect import (ALL_METRICS, DEFAULT_OOD_METRICS, DEFAULT_SCORES, FORMATS,  # noqa: E402
+                                   available_scores, collect, format_table)
 from croft.results.io import write_text_atomic  # noqa: E402
+
+
+def _error(message):
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _split(text):
+    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def main(argv=None):
@@ -29,21 +46,50 @@ def main(argv=None):
                         help="keep only the hyper-parameter setting with the best mean validation accuracy "
                              "per (trainer, dataset, backbone, pretrained, shots, protocol)")
     parser.add_argument("--scores", default=None,
-                        help="comma-separated open-set scores to show (default: all, e.g. energy,mcm,max_logit,knn)")
+                        help="comma-separated open-set scores to show, or 'all' (e.g. energy,mcm,max_logit,knn; "
+                             f"default: {','.join(DEFAULT_SCORES)}, with --wide: all)")
+    parser.add_argument("--ood-metrics", default=None,
+                        help="comma-separated open-set metrics of the compact table, from "
+                             f"{','.join(m for m, _ in ALL_METRICS)} (default: {','.join(DEFAULT_OOD_METRICS)})")
+    parser.add_argument("--wide", action="store_true",
+                        help="the full table: every score (or --scores), AUROC and FPR95 of each open-set set, "
+                             "hyper-parameters spelled out in each row, no best marks")
     parser.add_argument("--output", default=None, help="write the table to FILE instead of stdout")
     args = parser.parse_args(argv)
 
     if not os.path.isdir(args.root):
-        parser.error(f"OUTPUT_ROOT {args.root} is not a folder")
+        return _error(f"OUTPUT_ROOT {args.root} is not a folder"
+                      + (" (it does not exist)" if not os.path.exists(args.root) else ""))
+    if args.wide and args.ood_metrics is not None:
+        parser.error("--ood-metrics applies to the compact table; --wide always shows AUROC and FPR95")
+    ood_metrics = _split(args.ood_metrics) if args.ood_metrics is not None else None
+    known = [m for m, _ in ALL_METRICS]
+    if ood_metrics is not None and (not ood_metrics or any(m not in known for m in ood_metrics)):
+        parser.error(f"--ood-metrics: choose from {', '.join(known)}, got {args.ood_metrics!r}")
+    scores = _split(args.scores) if args.scores is not None else None
+    if scores is not None and not scores:
+        parser.error("--scores: give at least one score name, or 'all'")
+    if args.wide and scores is not None and "all" in scores:
+        scores = None
+
     rows = collect(args.root, select=args.select)
-    scores = [s.strip() for s in args.scores.split(",") if s.strip()] if args.scores else None
-    text = format_table(rows, args.format, scores=scores)
+    text = format_table(rows, args.format, scores=scores, wide=args.wide, ood_metrics=ood_metrics)
     for path, reason in rows.malformed:
         print(f"skipped malformed {path}: {reason}", file=sys.stderr)
     if not rows:
         print(f"no finished runs (results.json) under {args.root}", file=sys.stderr)
+    else:
+        available = available_scores(rows)
+        wanted = scores if scores is not None else ([] if args.wide else list(DEFAULT_SCORES))
+        missing = [s for s in wanted if s != "all" and s not in available]
+        if missing:
+            print(f"warning: no open-set results for score(s) {', '.join(missing)} "
+                  f"(available: {', '.join(available) if available else 'none'})", file=sys.stderr)
     if args.output:
-        write_text_atomic(args.output, text)
+        try:
+            write_text_atomic(args.output, text)
+        except OSError as e:
+            return _error(f"cannot write {args.output}: {e}")
         print(f"wrote {args.output} ({len(rows)} rows, {len(rows.incomplete)} incomplete, "
               f"{len(rows.malformed)} malformed)", file=sys.stderr)
     else:

@@ -44,4 +44,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from croft.utils.cli import run_tool
+
+    sys.exit(run_tool(main))

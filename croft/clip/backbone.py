@@ -7,6 +7,7 @@
 import contextlib
 import logging
 import os
+import pickle
 import socket
 import ssl
 import threading
@@ -19,6 +20,8 @@ import open_clip
 import torch
 from open_clip.factory import load_state_dict as _open_clip_state_dict
 from open_clip.model import convert_to_custom_text_state_dict
+
+from ..utils.errors import CheckpointError
 
 COOP_NAMES = {
     "RN50": "RN50",
@@ -46,8 +49,12 @@ class BackboneUnavailableError(RuntimeError):
     """The requested pretrained weights are neither cached nor downloadable."""
 
 
-def load_clip(name, pretrained="openai", device="cpu", cache_dir=""):
-    """Return ``(model, tokenizer)``: the model is fp32, in eval mode, frozen and on ``device``."""
+def load_clip(name, pretrained="openai", device="cpu", cache_dir="", allow_torchscript=False):
+    """Return ``(model, tokenizer)``: the model is fp32, in eval mode, frozen and on ``device``.
+
+    A checkpoint *path* in TorchScript format is loaded only with ``allow_torchscript`` (loading a
+    TorchScript archive can run code); OpenAI's own files under the ``openai`` tag always load.
+    """
     arch, quick_gelu = _resolve_arch(name)
     source = "none" if pretrained is None else str(pretrained)
     if source.strip().lower() in ("none", ""):
@@ -55,7 +62,7 @@ def load_clip(name, pretrained="openai", device="cpu", cache_dir=""):
     elif source == "openai":
         model = _load_openai(name, arch, cache_dir)
     else:
-        model = _load_path_or_tag(name, arch, source, quick_gelu, cache_dir)
+        model = _load_path_or_tag(name, arch, source, quick_gelu, cache_dir, allow_torchscript)
     model = model.float().eval().requires_grad_(False).to(device)
     return model, open_clip.get_tokenizer(arch)
 
@@ -94,14 +101,14 @@ def _load_openai(name, arch, cache_dir):
         )
     local_file = Path(cache_dir or OPENAI_CACHE_DIR).expanduser() / OPENAI_FILES[arch]
     if local_file.is_file():
-        return _load_file(arch, local_file, quick_gelu=True)
+        return _load_file(arch, local_file, quick_gelu=True, allow_torchscript=True)
     return _load_tag(name, arch, "openai", False, cache_dir, missing_hint=f"put OpenAI's checkpoint file at {local_file}")
 
 
-def _load_path_or_tag(name, arch, source, quick_gelu, cache_dir):
+def _load_path_or_tag(name, arch, source, quick_gelu, cache_dir, allow_torchscript=False):
     path = Path(source).expanduser()
     if path.is_file():
-        return _load_file(arch, path, quick_gelu)
+        return _load_file(arch, path, quick_gelu, allow_torchscript)
     if open_clip.get_pretrained_cfg(arch, source):
         return _load_tag(name, arch, source, quick_gelu, cache_dir,
                          missing_hint="download them on a connected machine or pass a checkpoint file path")
@@ -133,12 +140,31 @@ def _load_tag(name, arch, tag, quick_gelu, cache_dir, missing_hint):
         ) from err
 
 
-def _load_file(arch, path, quick_gelu):
+def _load_file(arch, path, quick_gelu, allow_torchscript=False):
     """Load a TorchScript archive, an OpenAI-format state dict or an open_clip state dict."""
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"MODEL.BACKBONE.PRETRAINED file {path} is empty (0 bytes); expected CLIP weights "
+                              "(an OpenAI or open_clip checkpoint)")
     if _is_torchscript(path):
+        if not allow_torchscript:
+            raise CheckpointError(
+                f"MODEL.BACKBONE.PRETRAINED file {path} is a TorchScript archive, and loading one can run code; "
+                "set MODEL.BACKBONE.ALLOW_TORCHSCRIPT True if you trust the file")
         state_dict, openai_format = torch.jit.load(str(path), map_location="cpu").state_dict(), True
     else:
-        state_dict = _open_clip_state_dict(str(path), weights_only=True)
+        try:
+            state_dict = _open_clip_state_dict(str(path), weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise CheckpointError(
+                f"MODEL.BACKBONE.PRETRAINED file {path} is not a plain tensor checkpoint: it needs code to load "
+                f"({str(exc).splitlines()[0][:160]}); load only files you trust") from None
+        except Exception as exc:  # noqa: BLE001  (torch.load of a damaged file raises many kinds)
+            raise CheckpointError(
+                f"MODEL.BACKBONE.PRETRAINED file {path} is truncated or not a torch file "
+                f"({(str(exc).splitlines() or [type(exc).__name__])[0][:160]}); expected CLIP weights") from None
+        if not isinstance(state_dict, dict) or not all(hasattr(v, "shape") for v in state_dict.values()):
+            raise CheckpointError(f"MODEL.BACKBONE.PRETRAINED file {path} holds no state dict of tensors; "
+                                  "expected CLIP weights")
         openai_format = _looks_openai(state_dict)
     # Building the architecture and copying the weights keeps fp32, whereas open_clip's
     # build_model_from_openai_state_dict rounds every weight through fp16.

@@ -132,6 +132,9 @@ _C.MODEL.BACKBONE.NAME = ""
 _C.MODEL.BACKBONE.PRETRAINED = "openai"
 # Where OpenAI checkpoints are looked up ("" = ~/.cache/clip).
 _C.MODEL.BACKBONE.CACHE_DIR = ""
+# Load a MODEL.BACKBONE.PRETRAINED file in TorchScript format (loading one can run code: only for
+# files you trust). OpenAI's own files under the "openai" tag always load.
+_C.MODEL.BACKBONE.ALLOW_TORCHSCRIPT = False
 # Unsupported (Dassl's MLP head on the backbone; --head sets NAME): every croft method defines
 # its own head on the frozen CLIP features.
 _C.MODEL.HEAD = CN()
@@ -181,6 +184,8 @@ _C.TRAIN = CN()
 _C.TRAIN.CHECKPOINT_FREQ = 0
 # Log every N training batches.
 _C.TRAIN.PRINT_FREQ = 10
+# Also write the per-epoch scalars of metrics.jsonl to OUTPUT_DIR/tensorboard/ (needs tensorboard).
+_C.TRAIN.TENSORBOARD = False
 # Unsupported: an epoch is always one pass over train_x (croft has no unlabelled train_u).
 _C.TRAIN.COUNT_ITER = "train_x"
 

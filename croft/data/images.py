@@ -20,8 +20,12 @@ from torch.utils.data import Dataset, Sampler
 
 
 def read_image(path):
-    with Image.open(path) as img:
-        return img.convert("RGB")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as exc:  # e.g. a file truncated after its header
+        raise OSError(f"unreadable image {path} ({exc.__class__.__name__}: {str(exc)[:120]}); expected an image "
+                      "file that PIL can open") from None
 
 
 def is_random_transform(transform):

@@ -19,19 +19,28 @@ def log_file_path(output_dir):
 
 
 def setup_logger(output_dir=None, level=logging.INFO):
+    """Console: info to stdout, warnings and errors to stderr; ``log.txt`` also gets debug records
+    (the traceback of a failed run)."""
     logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(level)
+    logger.setLevel(logging.DEBUG)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
     fmt = logging.Formatter("%(message)s")
     console = logging.StreamHandler(sys.stdout)
+    console.setLevel(level)
+    console.addFilter(lambda record: record.levelno < logging.WARNING)
     console.setFormatter(fmt)
     logger.addHandler(console)
+    problems = logging.StreamHandler(sys.stderr)
+    problems.setLevel(logging.WARNING)
+    problems.setFormatter(fmt)
+    logger.addHandler(problems)
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)
         file_handler = logging.FileHandler(log_file_path(output_dir))
+        file_handler.setLevel(logging.DEBUG)
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         logger.addHandler(file_handler)
     return logger

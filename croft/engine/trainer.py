@@ -35,10 +35,14 @@ from tqdm import tqdm
 
 from ..data.data_manager import DataManager
 from ..data.datasets import build_dataset
+from ..data.verify import verify_images
 from ..evaluation.inference import FINAL, TRAINING, InferenceOutput, InferenceSettings, run_inference
 from ..utils.errors import NonFiniteLossError
 from ..utils.registry import Registry
-from .checkpoint import BEST_NAME, epoch_file_name, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (BEST_NAME, LAST_NAME, CheckpointError, epoch_file_name, latest_checkpoint, load_checkpoint,
+                         load_last, save_checkpoint, save_last)
+from .fingerprint import make_fingerprint
+from .metrics_log import MetricsLog
 from .logger import get_logger
 from .optim import build_lr_scheduler, build_optimizer
 
@@ -75,7 +79,10 @@ class TrainerBase:
         self.best_epoch = None
         self.best_val_accuracy = None
         self.timing = {"train_s": 0.0, "eval_s": 0.0}
+        self.fingerprint = make_fingerprint(cfg)
         self.dataset = build_dataset(cfg)
+        verify_images(self.dataset, cfg.DATASET.NAME)
+        self.warn_about_shots()
         self.num_classes = self.dataset.num_classes
         self.classnames = self.dataset.classnames
         self.build_model()
@@ -87,6 +94,20 @@ class TrainerBase:
         if cls.trains and cfg.OPTIM.MAX_EPOCH < 1:
             raise ValueError(f"invalid value for 'OPTIM.MAX_EPOCH': {cfg.OPTIM.MAX_EPOCH}; trainer "
                              f"{cfg.TRAINER.NAME} trains, so it needs at least 1 epoch")
+
+    def warn_about_shots(self):
+        """NUM_SHOTS larger than what a class has: the run goes on with what exists (results.json records it)."""
+        shots = self.cfg.DATASET.NUM_SHOTS
+        if shots < 1 or not self.dataset.train_x:
+            return
+        counts = {}
+        for item in self.dataset.train_x:
+            counts[item.label] = counts.get(item.label, 0) + 1
+        short = {self.dataset.classnames[k]: n for k, n in sorted(counts.items()) if n < shots}
+        if short and self.cfg.DATASET.FEWSHOT_SAMPLER == "class_balanced":
+            listed = ", ".join(f"{name} {n}" for name, n in list(short.items())[:8]) + (" ..." if len(short) > 8 else "")
+            self.logger.warning(f"warning: DATASET.NUM_SHOTS {shots}: {len(short)} class(es) have fewer training "
+                                f"images and use all they have ({listed}); results.json records 'shots_used'")
 
     # ------------------------------------------------------------------ building
     def feature_source(self):
@@ -188,8 +209,11 @@ class TrainerBase:
         self.before_train()
         started = time.time()
         for self.epoch in range(self.start_epoch, self.max_epoch):
-            self.run_epoch()
-            self.after_epoch()
+            epoch_started = time.time()
+            meters = self.run_epoch()
+            val_accuracy = self.after_epoch()
+            self.record_epoch(meters, val_accuracy, time.time() - epoch_started)
+            self.save_last()
         self.timing["train_s"] += time.time() - started
         self.after_train()
 
@@ -200,29 +224,43 @@ class TrainerBase:
             raise RuntimeError(f"dataset {self.cfg.DATASET.NAME} has no training images")
         resume_dir = self.cfg.RESUME or self.output_dir
         self.start_epoch = self.resume_model_if_exist(resume_dir)
+        if self.start_epoch:
+            self.logger.info(f"Resuming training at epoch {self.start_epoch + 1}/{self.max_epoch}"
+                             if self.start_epoch < self.max_epoch else
+                             f"Training already complete ({self.start_epoch}/{self.max_epoch} epochs)")
+        self.metrics_log = MetricsLog(self.output_dir, self.cfg.TRAIN.TENSORBOARD, start_epoch=self.start_epoch)
 
     def run_epoch(self):
+        """One pass over ``train_x``; returns the epoch means of the meters ``forward_backward`` reported."""
         self.set_model_mode("train")
         self.dm.set_epoch(self.epoch)  # shuffle order and augmented view of this epoch
         loader = self.train_loader_x
         num_batches = len(loader)
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.max_epoch}", leave=False, dynamic_ncols=True)
         print_freq = self.cfg.TRAIN.PRINT_FREQ
+        sums, count = {}, 0
+        self.epoch_lr = self.get_current_lr()
         for self.batch_idx, batch in enumerate(bar):
             where = f"epoch {self.epoch + 1}/{self.max_epoch}, batch {self.batch_idx + 1}/{num_batches}"
             try:
                 stats = self.forward_backward(batch)
             except FloatingPointError as exc:
                 raise NonFiniteLossError(f"non-finite loss at {where}: {exc}") from None
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            count += 1
             bar.set_postfix({k: f"{v:.4f}" for k, v in stats.items()})
             if (self.batch_idx + 1) % print_freq == 0 or num_batches < print_freq:
                 meters = " ".join(f"{k} {v:.4f}" for k, v in stats.items())
                 self.logger.info(f"epoch [{self.epoch + 1}/{self.max_epoch}][{self.batch_idx + 1}/{num_batches}] "
                                  f"{meters} lr {self.get_current_lr():.4e}")
         self.update_lr()
+        return {k: v / count for k, v in sums.items()} if count else {}
 
     def after_epoch(self):
+        """Validation (model selection) and epoch checkpoints; returns the val accuracy or None."""
         last_epoch = self.epoch + 1 == self.max_epoch
+        current = None
         if self.val_loader is not None and self.cfg.TEST.FINAL_MODEL == "best_val":
             self.logger.info("Do evaluation on val set")
             current = run_inference(self, self.val_loader, TRAINING, "val", self.num_classes).accuracy
@@ -235,8 +273,14 @@ class TrainerBase:
         checkpoint_freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         if last_epoch or (checkpoint_freq > 0 and (self.epoch + 1) % checkpoint_freq == 0):
             self.save_model(self.epoch)
+        return current
+
+    def record_epoch(self, meters, val_accuracy, seconds):
+        self.metrics_log.append({"epoch": self.epoch + 1, "lr": self.epoch_lr, "train": meters,
+                                 "val_accuracy": val_accuracy, "epoch_s": round(seconds, 3)})
 
     def after_train(self):
+        self.metrics_log.close()
         self.logger.info("Finished training")
         if self.cfg.TEST.FINAL_MODEL == "best_val" and self.best_epoch is not None:
             self.logger.info("Deploy the model with the best val performance")
@@ -262,8 +306,8 @@ class TrainerBase:
         cache = self.dm.feature_cache
         timing = dict(self.timing, **(cache.stats if cache is not None else
                                       {"feature_cache_hits": 0, "feature_cache_misses": 0}))
-        results = build_results(run_metadata(cfg, self.dataset, self.hparams()), evaluation,
-                                self.best_epoch, self.best_val_accuracy, timing)
+        metadata = run_metadata(cfg, self.dataset, self.hparams(), self.fingerprint)
+        results = build_results(metadata, evaluation, self.best_epoch, self.best_val_accuracy, timing)
         path = write_run(self.output_dir, results, evaluation.arrays, plot_title=title)
         self.logger.info(f"Results written to {path}")
         return results
@@ -274,18 +318,57 @@ class TrainerBase:
             state = {"state_dict": self._models[name].state_dict(), "epoch": epoch + 1,
                      "optimizer": self._optims[name].state_dict() if self._optims[name] else None,
                      "scheduler": self._scheds[name].state_dict() if self._scheds[name] else None,
-                     "val_result": val_result, "best_result": self.best_result, "best_epoch": self.best_epoch}
+                     "val_result": val_result, "best_result": self.best_result, "best_epoch": self.best_epoch,
+                     "fingerprint": self.fingerprint}
             path = save_checkpoint(state, os.path.join(self.output_dir, name), is_best=is_best,
                                    file_name=None if is_best else epoch_file_name(epoch + 1))
             self.logger.info(f'Checkpoint saved to "{path}"')
 
+    def save_last(self):
+        """The rolling checkpoint of the last completed epoch (models, optimizers, schedulers, RNGs)."""
+        models = {name: {"state_dict": self._models[name].state_dict(),
+                         "optimizer": self._optims[name].state_dict() if self._optims[name] else None,
+                         "scheduler": self._scheds[name].state_dict() if self._scheds[name] else None}
+                  for name in self.get_model_names()}
+        save_last({"epoch": self.epoch + 1, "models": models, "best_result": self.best_result,
+                   "best_epoch": self.best_epoch, "best_val_accuracy": self.best_val_accuracy,
+                   "rng": rng_states(), "fingerprint": self.fingerprint}, self.output_dir)
+
+    def prepare_to_load(self, name, state_dict, source):
+        """Hook before ``load_state_dict`` of model ``name`` (e.g. to resize a module to the checkpoint)."""
+
+    def _load_models(self, states, source):
+        for name, state in states.items():
+            self.prepare_to_load(name, state["state_dict"], source)
+            self._models[name].load_state_dict(state["state_dict"])
+            if self._optims[name] is not None and state.get("optimizer"):
+                self._optims[name].load_state_dict(state["optimizer"])
+            if self._scheds[name] is not None and state.get("scheduler"):
+                self._scheds[name].load_state_dict(state["scheduler"])
+
     def resume_model_if_exist(self, directory):
-        """Resume from the latest checkpoint when every registered model has one; returns the start epoch.
+        """Resume from ``last.pth.tar`` (or the latest epoch checkpoints); returns the start epoch.
 
         The best-val record is restored only when resuming inside OUTPUT_DIR, where the matching
         ``model-best.pth.tar`` lives; resuming from another folder starts a new record (as Dassl).
         """
         names = self.get_model_names()
+        same_dir = os.path.abspath(directory) == os.path.abspath(self.output_dir)
+        last = load_last(directory, map_location=self.device)
+        if last is not None and names:
+            missing = [n for n in names if n not in last["models"]]
+            if missing:
+                raise CheckpointError(f"last checkpoint {os.path.join(directory, LAST_NAME)} has no model(s) "
+                                      f"{missing}; it holds {sorted(last['models'])}")
+            self._load_models({n: last["models"][n] for n in names}, os.path.join(directory, LAST_NAME))
+            if same_dir:
+                self.best_result = last["best_result"]
+                self.best_epoch = last["best_epoch"]
+                self.best_val_accuracy = last["best_val_accuracy"]
+            set_rng_states(last["rng"])
+            self.logger.info(f'Resumed {", ".join(names)} from "{os.path.join(directory, LAST_NAME)}" '
+                             f'(epoch = {last["epoch"]})')
+            return last["epoch"]
         paths = [latest_checkpoint(os.path.join(directory, name)) for name in names]
         if not names or any(p is None for p in paths):
             return 0
@@ -296,13 +379,8 @@ class TrainerBase:
                 f"cannot resume from {directory}: the latest checkpoints disagree on the epoch ({epochs}); "
                 "the run was probably interrupted while saving. Delete the newer model.pth.tar-<epoch> "
                 "files and the matching 'checkpoint' markers, or start a fresh output directory.")
-        same_dir = os.path.abspath(directory) == os.path.abspath(self.output_dir)
         for name, path, state in zip(names, paths, states):
-            self._models[name].load_state_dict(state["state_dict"])
-            if self._optims[name] is not None and state.get("optimizer"):
-                self._optims[name].load_state_dict(state["optimizer"])
-            if self._scheds[name] is not None and state.get("scheduler"):
-                self._scheds[name].load_state_dict(state["scheduler"])
+            self._load_models({name: state}, path)
             if same_dir:
                 self.best_result = state.get("best_result", self.best_result)
                 self.best_epoch = state.get("best_epoch", self.best_epoch)
@@ -323,8 +401,27 @@ class TrainerBase:
                 raise FileNotFoundError(f"checkpoint not found: {path} (model '{name}' of trainer "
                                         f"{self.cfg.TRAINER.NAME}; expected {file_name} in {os.path.join(directory, name)})")
             state = load_checkpoint(path, map_location=self.device)
+            self.prepare_to_load(name, state["state_dict"], path)
             self._models[name].load_state_dict(state["state_dict"])
             self.best_epoch = state["epoch"]
             if state.get("val_result") is not None:
                 self.best_val_accuracy = state["val_result"]
             self.logger.info(f'Loading weights to {name} from "{path}" (epoch = {state["epoch"]})')
+
+
+def rng_states():
+    """The global RNG states a training epoch may draw from (dropout, samplers of a trainer)."""
+    np_state = np.random.get_state()
+    return {"python": random.getstate(), "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()),
+                                                    int(np_state[2]), int(np_state[3]), float(np_state[4])),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_states(states):
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in states["python"]))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"].cpu())
+    if states.get("cuda") and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])

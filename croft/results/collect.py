@@ -23,7 +23,14 @@ from one run's ``results.json`` and the aggregation is explicit:
 
 Folders with ``config.yaml`` or ``log.txt`` but no ``results.json`` are listed as incomplete
 and never averaged; a malformed ``results.json`` is reported with its path and the reason and
-skipped. Log text is never read.
+skipped. A metric value that is present but not a finite number (NaN, Infinity, a string, ...)
+is left out with a warning naming the file and the key, e.g. ``path: open_set.DTD.energy.auroc =
+NaN is not a number; ignored`` (``closed_set.val_accuracy`` may be null: no val split). Log text
+is never read.
+
+:func:`format_table` prints a compact table by default (accuracies, then AUROC / FPR95 per
+open-set set of one score, settings keyed ``[a]``, best values marked) and the full table with
+``wide=True``.
 """
 import csv
 import io
@@ -40,12 +47,18 @@ from .io import RESULTS_FILE, SETUPS, read_results_json
 
 __all__ = [
     "CollectedRows", "RunRecord", "scan", "aggregate", "collect", "format_table",
-    "format_hparams", "format_stat", "FORMATS",
+    "format_hparams", "format_stat", "available_scores", "FORMATS", "DEFAULT_SCORES", "DEFAULT_OOD_METRICS",
+    "ALL_METRICS",
 ]
 
 FORMATS = ("md", "csv", "latex")
 INCOMPLETE_MARKERS = ("config.yaml", "log.txt")
-METRICS = (("auroc", "AUROC"), ("fpr95", "FPR95"))
+METRICS = (("auroc", "AUROC"), ("fpr95", "FPR95"))  # the open-set columns of the wide table
+#: Every open-set metric collected (results-schema.md §2.4); the compact table shows those of ``ood_metrics``.
+ALL_METRICS = METRICS + (("aupr_in", "AUPR-In"), ("aupr_out", "AUPR-Out"))
+LOWER_IS_BETTER = frozenset({"fpr95"})
+DEFAULT_SCORES = ("energy",)
+DEFAULT_OOD_METRICS = ("auroc", "fpr95")
 SETTING_FIELDS = ("trainer", "dataset", "backbone", "pretrained", "shots", "protocol")
 BLOCK_FIELDS = ("dataset", "backbone", "pretrained", "shots", "protocol")
 SELECT_FIELDS = ("trainer", "dataset", "backbone", "pretrained", "shots", "protocol")
@@ -80,6 +93,30 @@ def _number(value):
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _value_text(value):
+    """A value as results.json spells it (NaN, Infinity, "text", true, null), at most 60 characters."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _checked_number(value, path, key, warnings, null_ok=False):
+    """:func:`_number` of ``value``; a present value that is not a finite number adds a warning.
+
+    The warning names the file and the dotted key, e.g. ``path: open_set.DTD.energy.auroc = NaN is
+    not a number; ignored``. ``null`` (None) is silent when ``null_ok`` (a documented "not available").
+    """
+    v = _number(value)
+    if v is None and not (value is None and null_ok):
+        finite = isinstance(value, float) and math.isinf(value)
+        warnings.append(f"{path}: {key} = {_value_text(value)} is not a {'finite ' if finite else ''}number; ignored")
+    return v
 
 
 def _norm_hparam(value):
@@ -138,35 +175,41 @@ class RunRecord:
             self.setup = "setup1" if len(per_domain) >= 2 else "setup2"
         elif self.setup not in SETUPS:
             raise ValueError(f"{path}: 'setup' must be one of {list(SETUPS)}, got {self.setup!r}")
+        domain_values = {}
+        for name, value in per_domain.items():
+            v = _checked_number(value, path, f"closed_set.per_domain.{name}", warnings)
+            if v is not None:
+                domain_values[str(name)] = v
+        test_accuracy = _checked_number(closed.get("test_accuracy"), path, "closed_set.test_accuracy", warnings,
+                                        null_ok=True)
         if self.setup == "setup1":  # ID accuracy, plus each covariate-shifted variant
-            self.id_accuracy = _number(closed.get("test_accuracy"))
-            for name, value in per_domain.items():
-                v = _number(value)
-                if v is None:
-                    warnings.append(f"{path}: closed_set.per_domain['{name}'] = {value!r} is not a number; ignored")
-                else:
-                    self.accuracy[str(name)] = v
+            self.id_accuracy = test_accuracy
+            self.accuracy.update(domain_values)
         else:
-            v = _number(closed.get("test_accuracy"))
+            v = test_accuracy
             if v is None and len(per_domain) == 1:
-                v = _number(next(iter(per_domain.values())))
+                v = next(iter(domain_values.values()), None)
             if v is None:
                 warnings.append(f"{path}: no numeric closed_set.test_accuracy; the run adds no accuracy")
             else:
                 self.accuracy[self.unit] = v
-        self.val = _number(closed.get("val_accuracy"))
+        self.val = _checked_number(closed.get("val_accuracy"), path, "closed_set.val_accuracy", warnings,
+                                   null_ok=True)
 
         self.open_set = {}
         open_set = r.get("open_set") or {}
         for set_name, by_score in open_set.items():
             if not isinstance(by_score, dict):
-                warnings.append(f"{path}: open_set['{set_name}'] is not an object; ignored")
+                warnings.append(f"{path}: open_set.{set_name} is not an object; ignored")
                 continue
             for score, metrics in by_score.items():
                 if not isinstance(metrics, dict):
+                    warnings.append(f"{path}: open_set.{set_name}.{score} is not an object; ignored")
                     continue
-                for metric, _ in METRICS:
-                    v = _number(metrics.get(metric))
+                for metric, _ in ALL_METRICS:
+                    if metric not in metrics:
+                        continue
+                    v = _checked_number(metrics[metric], path, f"open_set.{set_name}.{score}.{metric}", warnings)
                     if v is not None:
                         self.open_set[(str(set_name), str(score), metric)] = v
 
@@ -316,7 +359,7 @@ def aggregate(runs, select=None, warnings=None):
         open_keys = sorted({(k[0], k[1]) for k in open_by_seed}, key=lambda k: (k[0], _score_order(k[1])))
         for set_name, score in open_keys:
             entry = OrderedDict()
-            for metric, _ in METRICS:
+            for metric, _ in ALL_METRICS:
                 by_seed = open_by_seed.get((set_name, score, metric))
                 if by_seed is None:
                     entry[metric] = None
@@ -525,16 +568,8 @@ def _md_cell(text):
     return str(text).replace("|", "\\|")
 
 
-def format_table(rows, fmt="md", scores=None):
-    """Render rows from :func:`collect` as ``md`` (default), ``csv`` or ``latex`` text.
-
-    Rows are grouped into one table per (dataset, backbone, pretrained, shots, protocol) (the
-    CSV is one table with those as leading columns). Footnotes, incomplete runs and malformed
-    results.json files follow in separate sections. ``scores`` restricts the open-set columns
-    to the given score names.
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+def _wide_table_text(rows, fmt, scores):
+    """The full (``wide``) table: every score (or ``scores``), every column, hyper-parameters spelled out."""
     scores = set(scores) if scores else None
     blocks = OrderedDict()
     for row in rows:
@@ -542,9 +577,7 @@ def format_table(rows, fmt="md", scores=None):
     incomplete = getattr(rows, "incomplete", [])
     malformed = getattr(rows, "malformed", [])
     warnings = getattr(rows, "warnings", [])
-    select = getattr(rows, "select", None)
-    if select is None and any(r.get("selected_by") for r in rows):
-        select = "val"
+    select = _select_of(rows)
     marks_used = set()
     tables = [(block_rows[0], *_table(block_rows, fmt, scores, marks_used)) for block_rows in blocks.values()]
     notes = _notes(rows, marks_used, select)
@@ -553,6 +586,435 @@ def format_table(rows, fmt="md", scores=None):
     if fmt == "csv":
         return _render_csv(tables, notes, incomplete, malformed, warnings)
     return _render_latex(tables, notes, incomplete, malformed, warnings)
+
+
+def _select_of(rows):
+    select = getattr(rows, "select", None)
+    if select is None and any(r.get("selected_by") for r in rows):
+        select = "val"
+    return select
+
+
+def format_table(rows, fmt="md", scores=None, wide=False, ood_metrics=None):
+    """Render rows from :func:`collect` as ``md`` (default), ``csv`` or ``latex`` text.
+
+    Rows are grouped into one block per (dataset, backbone, pretrained, shots, protocol) (the
+    CSV is one table with those as leading columns). Footnotes, incomplete runs, malformed
+    results.json files and warnings follow in separate sections.
+
+    Default (compact) table: per block, the closed-set accuracies (Setup-I: ID, each variant,
+    Avg; Setup-II: each held-out domain, Avg), then for each score of ``scores`` (default
+    ``energy``; ``"all"`` for every score) and each metric of ``ood_metrics`` (default AUROC
+    and FPR95) the value per open-set set. Markdown prints each of these as its own table (so
+    that a 4-domain, 3-set block fits in 120 characters), LaTeX as one tabular per block and CSV
+    as one flat table. Rows are sorted by method, then by hyper-parameter values; settings are
+    named by a key (``CRoFT [a]``) spelled out under the tables (CSV: the full ``hparams``). The
+    best value of each column is bold in md and ``\\textbf`` in LaTeX (highest accuracy / AUROC /
+    AUPR, lowest FPR95; among complete cells, only when at least two rows have a value).
+
+    A markdown block whose lines would exceed :data:`MD_WIDTH` (120) characters with
+    ``mean ± std`` cells (e.g. Setup-I: ID, four variants and Avg) is printed with ``mean±std``.
+
+    ``wide=True``: the full table of earlier versions, unchanged: every score (``scores``
+    restricts them), AUROC and FPR95, hyper-parameters spelled out, no best marks.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if wide:
+        return _wide_table_text(rows, fmt, scores)
+    return _compact_table_text(rows, fmt, scores, ood_metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# compact table
+
+MD_WIDTH = 120
+_METRIC_LABELS = dict(ALL_METRICS)
+
+
+def available_scores(rows):
+    """Sorted score names that occur in the open-set results of ``rows``."""
+    names = {score for row in rows for by_score in row["open_set"].values() for score in by_score}
+    return sorted(names, key=_score_order)
+
+
+def _hparams_sort_key(hparams):
+    """Hyper-parameters in :func:`format_hparams` order, values compared as numbers where numeric."""
+    keys = sorted(hparams, key=lambda k: (not k.startswith("lambda"), k))
+    out = []
+    for k in keys:
+        v = hparams[k]
+        out.append((k, _sort_value(v if v is None or isinstance(v, (numbers.Real, str)) else _fmt_value(v))))
+    return tuple(out)
+
+
+def _compact_sort_key(row):
+    return (str(row["method"]).casefold(), str(row["method"]), _hparams_sort_key(row["hparams"] or {}),
+            row["hparams_str"])
+
+
+def _key_name(i):
+    """a, b, ..., z, aa, ab, ..."""
+    name = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        name = chr(ord("a") + r) + name
+    return name
+
+
+def _resolve_scores(rows, scores):
+    if scores is None:
+        return list(DEFAULT_SCORES)
+    if isinstance(scores, str):
+        scores = [s.strip() for s in scores.split(",") if s.strip()]
+    scores = list(OrderedDict.fromkeys(scores))
+    if "all" in scores:
+        return available_scores(rows)
+    return scores
+
+
+def _resolve_metrics(ood_metrics):
+    if ood_metrics is None:
+        return list(DEFAULT_OOD_METRICS)
+    if isinstance(ood_metrics, str):
+        ood_metrics = [m.strip() for m in ood_metrics.split(",") if m.strip()]
+    ood_metrics = list(OrderedDict.fromkeys(ood_metrics))
+    unknown = [m for m in ood_metrics if m not in _METRIC_LABELS]
+    if unknown or not ood_metrics:
+        raise ValueError(f"unknown open-set metric(s) {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(_METRIC_LABELS)}")
+    return ood_metrics
+
+
+def _best_flags(cells, higher):
+    """Which cells hold the best mean (rounded as printed); complete cells only when there are any.
+
+    No marks when fewer than two cells have a value or when all candidates are equal.
+    """
+    present = [(i, stat) for i, (stat, _) in enumerate(cells) if stat is not None and stat.get("mean") is not None]
+    flags = [False] * len(cells)
+    if len(present) < 2:
+        return flags
+    complete = [(i, stat) for i, stat in present if not stat.get("partial")]
+    pool = complete or present
+    values = {i: round(stat["mean"], 2) for i, stat in pool}
+    best = max(values.values()) if higher else min(values.values())
+    if len(values) > 1 and all(v == best for v in values.values()):
+        return flags  # all equal: nothing to point out
+    for i, v in values.items():
+        flags[i] = v == best
+    return flags
+
+
+def _column(label, cells, higher, section, group=""):
+    return {"label": label, "cells": cells, "best": _best_flags(cells, higher), "higher": higher,
+            "section": section, "group": group}
+
+
+def _stat_mark(stat, mark):
+    return mark if stat is not None and stat.get("partial") else ""
+
+
+def _compact_block(rows, scores, metrics, hp_keys):
+    """The columns of one block: accuracy columns, then one per (score, metric, open-set set)."""
+    rows = sorted(rows, key=_compact_sort_key)
+    first = rows[0]
+    has_id = any(row.get("id") for row in rows)
+    acc = []
+    if has_id:
+        cells = [(row.get("id"), _stat_mark(row.get("id"), FEWER_SEEDS_MARK)) for row in rows]
+        acc.append(_column(ID_COLUMN, cells, True, "acc"))
+    for d in first["domains"]:
+        cells = [(row["per_domain"].get(d), _stat_mark(row["per_domain"].get(d), FEWER_SEEDS_MARK)) for row in rows]
+        acc.append(_column(d, cells, True, "acc"))
+    acc.append(_column("Avg", [(row["avg"], PARTIAL_MARK if row["avg_partial"] else "") for row in rows],
+                       True, "acc"))
+    sections = []
+    for score in scores:
+        sets = sorted({s for row in rows for s, by_score in row["open_set"].items() if score in by_score})
+        for metric in metrics:
+            cols = []
+            for set_name in sets:
+                cells = []
+                for row in rows:
+                    stat = row["open_set"].get(set_name, {}).get(score, {}).get(metric)
+                    cells.append((stat, _stat_mark(stat, PARTIAL_MARK)))
+                if any(stat is not None for stat, _ in cells):
+                    cols.append(_column(set_name, cells, metric not in LOWER_IS_BETTER, (score, metric), set_name))
+            if cols:
+                sections.append({"score": score, "metric": metric, "columns": cols})
+    methods = []
+    for row in rows:
+        key = hp_keys.get(_hp_id(row)) if row["hparams"] else None
+        methods.append((row["method"], key))
+    n_seeds = [row["n_seeds"] for row in rows]
+    return {"first": first, "rows": rows, "has_id": has_id, "acc": acc, "sections": sections,
+            "methods": methods, "n_seeds": n_seeds, "show_n": len(set(n_seeds)) > 1}
+
+
+def _hp_id(row):
+    return json.dumps(row["hparams"], sort_keys=True)
+
+
+def _compact_model(rows, scores, ood_metrics):
+    scores = _resolve_scores(rows, scores)
+    metrics = _resolve_metrics(ood_metrics)
+    blocks = OrderedDict()
+    for row in rows:
+        blocks.setdefault(_block_key(row), []).append(row)
+    # hyper-parameter keys in the order the rows are printed
+    hp_keys, hp_list = {}, []
+    for block_rows in blocks.values():
+        for row in sorted(block_rows, key=_compact_sort_key):
+            if row["hparams"] and _hp_id(row) not in hp_keys:
+                hp_keys[_hp_id(row)] = _key_name(len(hp_keys))
+                hp_list.append((hp_keys[_hp_id(row)], row["hparams"]))
+    model = [_compact_block(block_rows, scores, metrics, hp_keys) for block_rows in blocks.values()]
+    available = available_scores(rows)
+    missing = [s for s in scores if s not in available]
+    return model, scores, metrics, hp_list, missing
+
+
+def _compact_notes(rows, model, scores, metrics, missing, marks_used, fmt):
+    notes = ["Numbers: mean ± std over seeds (population std, ddof=0, as in the reference collectors). "
+             + ("Best per column in bold " if fmt == "md" else "Best per column in bold face ")
+             + "(highest accuracy / AUROC / AUPR, lowest FPR95; among complete cells)."]
+    if any(b["has_id"] for b in model):
+        notes.append("ID (Setup-I): accuracy on the ID test set (closed_set.test_accuracy); not part of Avg.")
+    notes.append("Avg: per seed, the mean over all held-out domains / variants; then mean ± std over seeds.")
+    if any(b["sections"] for b in model):
+        names = " / ".join(_METRIC_LABELS[m] for m in metrics)
+        notes.append(f"Open set {names} (%): per seed, the mean over held-out domains; then mean ± std over seeds.")
+    notes.append("Every score and column, hyper-parameters spelled out: --wide.")
+    if any(b["show_n"] for b in model):
+        notes.append("n: number of seeds.")
+    if PARTIAL_MARK in marks_used:
+        notes.append(f"{PARTIAL_MARK} partial: some seed lacks a held-out domain; averaged over the seeds "
+                     "that have every domain only (— when none has).")
+    if FEWER_SEEDS_MARK in marks_used:
+        notes.append(f"{FEWER_SEEDS_MARK} fewer seeds than the setting has for this domain.")
+    if missing and rows:
+        available = available_scores(rows)
+        notes.append(f"No open-set results for score(s) {', '.join(missing)} "
+                     f"(available: {', '.join(available) if available else 'none'}).")
+    if _select_of(rows) == "val":
+        notes.append("Selection (--select val): the hyper-parameter setting with the best mean closed_set.val_accuracy "
+                     "per (trainer, dataset, backbone, pretrained, shots, protocol); test numbers are never used.")
+    return notes
+
+
+def _marks_used(model):
+    used = set()
+    for block in model:
+        for col in block["acc"] + [c for sec in block["sections"] for c in sec["columns"]]:
+            for stat, mark in col["cells"]:
+                used.update(mark)
+    return used
+
+
+def _compact_table_text(rows, fmt, scores, ood_metrics):
+    model, scores, metrics, hp_list, missing = _compact_model(rows, scores, ood_metrics)
+    marks_used = _marks_used(model)
+    notes = _compact_notes(rows, model, scores, metrics, missing, marks_used, fmt)
+    footer = (getattr(rows, "incomplete", []), getattr(rows, "malformed", []), getattr(rows, "warnings", []))
+    if fmt == "md":
+        return _compact_md(model, hp_list, notes, *footer)
+    if fmt == "csv":
+        return _compact_csv(model, notes, *footer)
+    return _compact_latex(model, hp_list, scores, metrics, notes, *footer)
+
+
+def _method_label(method, key, latex=False):
+    text = _latex_escape(method) if latex else str(method)
+    return f"{text} [{key}]" if key else text
+
+
+def _md_stat(stat, mark, best, pad=False, tight=False):
+    """``**mean ± std**`` for the best cell; ``pad`` (a column with a bold cell) appends two spaces to
+    the others, so that right-aligned digits line up in plain text; ``tight``: ``mean±std``."""
+    text = format_stat(stat, "md")
+    if tight:
+        text = text.replace(" ± ", "±")
+    if best:
+        return f"**{text}**{mark}"
+    return text + mark + ("  " if pad else "")
+
+
+def _md_grid(header, body, right):
+    """A markdown table padded to aligned columns."""
+    header = [_md_cell(h) for h in header]
+    body = [[_md_cell(c) for c in cells] for cells in body]
+    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+    widths = [max(w, 3) for w in widths]
+
+    def line(cells):
+        return "| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1)) for w, r in zip(widths, right)) + "|"
+    return [line(header), sep] + [line(cells) for cells in body]
+
+
+def _wrap(text, first="- ", rest="  ", width=MD_WIDTH):
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+
+
+def _md_part(block, columns, caption, tight=False):
+    lead = ["Method"] + (["n"] if block["show_n"] else [])
+    header = lead + [c["label"] for c in columns]
+    body = []
+    for i, (method, key) in enumerate(block["methods"]):
+        cells = [_method_label(method, key)] + ([str(block["n_seeds"][i])] if block["show_n"] else [])
+        for col in columns:
+            stat, mark = col["cells"][i]
+            cells.append(_md_stat(stat, mark, col["best"][i], pad=any(col["best"]), tight=tight))
+        body.append(cells)
+    right = [False] + ([True] if block["show_n"] else []) + [True] * len(columns)
+    return [caption, ""] + _md_grid(header, body, right) + [""]
+
+
+def _seeds_caption(block):
+    n = block["n_seeds"]
+    if block["show_n"]:
+        return "mean ± std over n seeds"
+    return f"mean ± std over {n[0]} seed{'s' if n[0] != 1 else ''}"
+
+
+def _md_block(block, tight=False):
+    what = "on the ID test set, each covariate-shifted variant" if block["has_id"] else "per held-out domain"
+    out = _md_part(block, block["acc"], f"Closed-set accuracy (%) ↑ {what} and Avg; {_seeds_caption(block)}", tight)
+    for sec in block["sections"]:
+        metric = sec["metric"]
+        arrow = "↓" if metric in LOWER_IS_BETTER else "↑"
+        caption = (f"Open set, {sec['score']} score: {_METRIC_LABELS[metric]} (%) {arrow} per open-set set, "
+                   f"mean over held-out domains; {_seeds_caption(block)}")
+        out.extend(_md_part(block, sec["columns"], caption, tight))
+    return out
+
+
+def _compact_md(model, hp_list, notes, incomplete, malformed, warnings):
+    out = []
+    if not model:
+        out.append("No finished runs (no valid results.json) found.\n")
+    for block in model:
+        out.append(f"### {_block_title(block['first'])}\n")
+        lines = _md_block(block)
+        if max(len(line) for line in lines) > MD_WIDTH:  # e.g. Setup-I (6 columns): mean±std without spaces
+            lines = _md_block(block, tight=True)
+        out.extend(lines)
+    if hp_list:
+        out.append("Hyper-parameters:\n")
+        for key, hparams in hp_list:
+            out.extend(_wrap(f"[{key}] {format_hparams(hparams)}", first="- ", rest="  "))
+        out.append("")
+    if model:
+        for note in notes:
+            out.extend(_wrap(note))
+        out.append("")
+    out.extend(_md_footer(incomplete, malformed, warnings))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _compact_csv(model, notes, incomplete, malformed, warnings):
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    lead = ["Dataset", "Backbone", "Pretrained", "Shots", "Protocol", "Method", "hparams", "n_seeds"]
+    header, tables = [], []
+    for block in model:
+        cols = [(c["label"], c) for c in block["acc"]]
+        open_cols = [c for sec in block["sections"] for c in sec["columns"]]
+        order = {(sec["score"], sec["metric"]): k for k, sec in enumerate(block["sections"])}
+        open_cols.sort(key=lambda c: (c["label"], order[c["section"]]))
+        cols += [(f"{c['label']} {c['section'][0]} {_METRIC_LABELS[c['section'][1]]}", c) for c in open_cols]
+        for name, _ in cols:
+            if name not in header:
+                header.append(name)
+        tables.append((block, cols))
+    writer.writerow(lead + header)
+    for block, cols in tables:
+        first = block["first"]
+        prefix = ["" if first[f] is None else str(first[f]) for f in BLOCK_FIELDS]
+        for i, row in enumerate(block["rows"]):
+            by_col = {name: format_stat(c["cells"][i][0], "csv", c["cells"][i][1]) for name, c in cols}
+            writer.writerow(prefix + [row["method"], row["hparams_str"], str(row["n_seeds"])]
+                            + [by_col.get(name, "") for name in header])
+    _csv_footer(buf, writer, notes if model else [], incomplete, malformed, warnings)
+    return buf.getvalue()
+
+
+def _latex_stat(stat, mark, best):
+    text = format_stat(stat, "latex")
+    return (f"\\textbf{{{text}}}" if best and stat is not None and stat.get("mean") is not None else text) \
+        + _latex_mark(mark)
+
+
+def _compact_latex(model, hp_list, scores, metrics, notes, incomplete, malformed, warnings):
+    out = []
+    arrows = {m: ("$\\downarrow$" if m in LOWER_IS_BETTER else "$\\uparrow$") for m in _METRIC_LABELS}
+    for block in model:
+        n_lead = 2 if block["show_n"] else 1
+        acc = block["acc"]
+        # open-set columns grouped by (score, set), one sub-column per metric
+        groups = OrderedDict()
+        order = {(sec["score"], sec["metric"]): k for k, sec in enumerate(block["sections"])}
+        for sec in block["sections"]:
+            for col in sec["columns"]:
+                groups.setdefault((sec["score"], col["label"]), []).append(col)
+        group_list = sorted(groups.items(), key=lambda kv: (scores.index(kv[0][0]), kv[0][1]))
+        many_scores = len({score for score, _ in groups}) > 1
+        spec = "l" + ("r" if block["show_n"] else "") + "|" + "c" * len(acc)
+        for _, cols in group_list:
+            spec += "|" + "c" * len(cols)
+        n_cols = n_lead + len(acc) + sum(len(cols) for _, cols in group_list)
+        title = _block_title(block["first"]).replace("·", "--")
+        out.append(f"% {title}")
+        out.append(f"\\begin{{tabular}}{{{spec}}}")
+        out.append("\\hline")
+        out.append(f"\\multicolumn{{{n_cols}}}{{l}}{{\\textbf{{{_latex_escape(title)}}}}} \\\\")
+        out.append("\\hline")
+        bar = "|" if group_list else ""
+        top = [""] * n_lead + [f"\\multicolumn{{{len(acc)}}}{{c{bar}}}{{Accuracy (\\%) $\\uparrow$}}"]
+        for k, ((score, set_name), cols) in enumerate(group_list):
+            label = _latex_escape(f"{set_name} ({score})" if many_scores else set_name)
+            bar = "|" if k + 1 < len(group_list) else ""
+            top.append(f"\\multicolumn{{{len(cols)}}}{{c{bar}}}{{{label}}}")
+        out.append(" & ".join(top) + " \\\\")
+        sub = ["Method"] + (["n"] if block["show_n"] else []) + [_latex_escape(c["label"]) for c in acc]
+        for _, cols in group_list:
+            cols.sort(key=lambda c: order[c["section"]])
+            sub += [f"{_METRIC_LABELS[c['section'][1]]}{arrows[c['section'][1]]}" for c in cols]
+        out.append(" & ".join(sub) + " \\\\")
+        out.append("\\hline")
+        all_cols = acc + [c for _, cols in group_list for c in cols]
+        for i, (method, key) in enumerate(block["methods"]):
+            cells = [_method_label(method, key, latex=True)] + ([str(block["n_seeds"][i])] if block["show_n"] else [])
+            for col in all_cols:
+                stat, mark = col["cells"][i]
+                cells.append(_latex_stat(stat, mark, col["best"][i]))
+            out.append(" & ".join(cells) + " \\\\")
+        out.append("\\hline")
+        out.append("\\end{tabular}")
+        out.append("")
+    if model:
+        parts = [f"[{key}] {format_hparams(hparams, latex=True)}" for key, hparams in hp_list]
+        if parts:
+            out.append("\\par\\smallskip\\noindent{\\footnotesize Hyper-parameters: " + "; ".join(parts) + ".}")
+        text = " ".join(_latex_escape(n).replace("±", "$\\pm$").replace("—", "--")
+                        .replace("--wide", r"\texttt{-{}-wide}").replace(FEWER_SEEDS_MARK, "$^{\\dagger}$")
+                        for n in notes)
+        out.append("\\par\\smallskip\\noindent{\\footnotesize " + text + "}")
+        out.append("")
+    else:
+        out.append("% No finished runs (no valid results.json) found.")
+    out.extend(_latex_footer(incomplete, malformed, warnings))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# wide table renderers
 
 
 def _render_md(tables, notes, incomplete, malformed, warnings):
@@ -570,6 +1032,12 @@ def _render_md(tables, notes, incomplete, malformed, warnings):
     if tables:
         out.extend(notes)
         out.append("")
+    out.extend(_md_footer(incomplete, malformed, warnings))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _md_footer(incomplete, malformed, warnings):
+    out = []
     if incomplete:
         out.append("### Incomplete runs (config.yaml / log.txt but no results.json; not averaged)\n")
         out.extend(f"- `{p}`" for p in incomplete)
@@ -582,7 +1050,7 @@ def _render_md(tables, notes, incomplete, malformed, warnings):
         out.append("### Warnings\n")
         out.extend(f"- {w}" for w in warnings)
         out.append("")
-    return "\n".join(out).rstrip("\n") + "\n"
+    return out
 
 
 def _render_csv(tables, notes, incomplete, malformed, warnings):
@@ -600,7 +1068,12 @@ def _render_csv(tables, notes, incomplete, malformed, warnings):
         for cells in body:
             by_col = dict(zip(h, cells))
             writer.writerow(prefix + [by_col.get(col, "") for col in header])
-    extra = [("note", "", n) for n in notes] if tables else []
+    _csv_footer(buf, writer, notes if tables else [], incomplete, malformed, warnings)
+    return buf.getvalue()
+
+
+def _csv_footer(buf, writer, notes, incomplete, malformed, warnings):
+    extra = [("note", "", n) for n in notes]
     extra += [("incomplete", p, "no results.json") for p in incomplete]
     extra += [("malformed", p, reason) for p, reason in malformed]
     extra += [("warning", "", w) for w in warnings]
@@ -608,7 +1081,6 @@ def _render_csv(tables, notes, incomplete, malformed, warnings):
         buf.write("\n")
         writer.writerow(["section", "path", "detail"])
         writer.writerows(extra)
-    return buf.getvalue()
 
 
 def _render_latex(tables, notes, incomplete, malformed, warnings):
@@ -638,6 +1110,12 @@ def _render_latex(tables, notes, incomplete, malformed, warnings):
         out.append("")
     else:
         out.append("% No finished runs (no valid results.json) found.")
+    out.extend(_latex_footer(incomplete, malformed, warnings))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _latex_footer(incomplete, malformed, warnings):
+    out = []
     if incomplete:
         out.append("% Incomplete runs (config.yaml / log.txt but no results.json; not averaged):")
         out.extend(f"%   {p}" for p in incomplete)
@@ -647,4 +1125,4 @@ def _render_latex(tables, notes, incomplete, malformed, warnings):
     if warnings:
         out.append("% Warnings:")
         out.extend(f"%   {w}".replace("\n", " ") for w in warnings)
-    return "\n".join(out).rstrip("\n") + "\n"
+    return out

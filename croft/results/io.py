@@ -21,6 +21,7 @@ import json
 import math
 import numbers
 import os
+import zipfile
 
 import numpy as np
 
@@ -173,5 +174,11 @@ def load_scores(path):
     """Read a scores.npz (a file path or a run folder) into a plain ``{key: np.ndarray}`` dict."""
     if os.path.isdir(path):
         path = os.path.join(path, SCORES_FILE)
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found; expected the scores.npz of an evaluated run")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{path} is truncated or not a scores.npz ({exc.__class__.__name__}: {str(exc)[:120]}); "
+                         "expected the file written by the run's final evaluation") from None

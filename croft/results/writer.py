@@ -8,16 +8,26 @@ import os
 from .io import RESULTS_FILE, SCHEMA_VERSION, save_scores, write_results_json
 
 
-def run_metadata(cfg, dataset, hparams):
-    """The identity part of results.json: what was run, on what."""
+def run_metadata(cfg, dataset, hparams, fingerprint):
+    """The identity part of results.json: what was run, on what, and the run's fingerprint."""
     return {
         "schema_version": SCHEMA_VERSION, "setup": dataset.setup,
+        "fingerprint": fingerprint["hash"], "training_fingerprint": fingerprint["training_hash"],
         "trainer": cfg.TRAINER.NAME, "dataset": cfg.DATASET.NAME, "backbone": cfg.MODEL.BACKBONE.NAME,
         "pretrained": cfg.MODEL.BACKBONE.PRETRAINED, "seed": cfg.SEED, "shots": cfg.DATASET.NUM_SHOTS,
         "protocol": cfg.TEST.OOD_PROTOCOL, "test_env": cfg.TEST_ENV,
         "source_domains": list(dataset.source_domains), "target_domains": list(dataset.target_domains),
-        "ood_sets": list(dataset.ood), "hparams": hparams,
+        "ood_sets": list(dataset.ood), "hparams": hparams, "shots_used": shots_used(dataset),
+        "fingerprint_values": fingerprint["values"],
     }
+
+
+def shots_used(dataset):
+    """Training images actually used per class name (fewer than NUM_SHOTS when a class has fewer)."""
+    counts = {name: 0 for name in dataset.classnames}
+    for item in dataset.train_x:
+        counts[dataset.classnames[item.label]] += 1
+    return counts
 
 
 def build_results(metadata, evaluation, best_epoch, best_val_accuracy, timing):

@@ -33,6 +33,9 @@ class CLIPAdapter(FrozenCLIPTrainer):
     @classmethod
     def check_cfg(cls, cfg):
         super().check_cfg(cfg)
+        if not 0.0 <= cfg.TRAINER.CLIP_Adapter.RATIO <= 1.0:
+            raise ValueError(f"invalid value for 'TRAINER.CLIP_Adapter.RATIO': {cfg.TRAINER.CLIP_Adapter.RATIO}; "
+                             "expected a ratio in [0, 1]")
         if cfg.TRAINER.CLIP_Adapter.REDUCTION < 1:
             raise ValueError(f"invalid value for 'TRAINER.CLIP_Adapter.REDUCTION': "
                              f"{cfg.TRAINER.CLIP_Adapter.REDUCTION}; expected >= 1")

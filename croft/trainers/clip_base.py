@@ -22,7 +22,7 @@ class FrozenCLIPTrainer(TrainerBase):
         cfg = self.cfg
         self.clip_model, self.tokenizer = load_clip(
             cfg.MODEL.BACKBONE.NAME, pretrained=cfg.MODEL.BACKBONE.PRETRAINED, device=self.device,
-            cache_dir=cfg.MODEL.BACKBONE.CACHE_DIR)
+            cache_dir=cfg.MODEL.BACKBONE.CACHE_DIR, allow_torchscript=cfg.MODEL.BACKBONE.ALLOW_TORCHSCRIPT)
         self.feat_dim = feature_dim(self.clip_model)
         self.logit_scale = logit_scale(self.clip_model)
         self.image_encoder = FrozenImageEncoder(self.clip_model, self.device, cfg.MODEL.AUTOCAST)

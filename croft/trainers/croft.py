@@ -21,8 +21,16 @@ class CRoFT(FrozenCLIPTrainer):
     @classmethod
     def check_cfg(cls, cfg):
         super().check_cfg(cfg)
-        if cfg.TRAINER.CRoFT.gen_step < 0:
-            raise ValueError(f"invalid value for 'TRAINER.CRoFT.gen_step': {cfg.TRAINER.CRoFT.gen_step}; expected >= 0")
+        c = cfg.TRAINER.CRoFT
+        if c.gen_step < 0:
+            raise ValueError(f"invalid value for 'TRAINER.CRoFT.gen_step': {c.gen_step}; expected >= 0")
+        for key in ("ratio", "ratio_text"):
+            if not 0.0 <= c[key] <= 1.0:
+                raise ValueError(f"invalid value for 'TRAINER.CRoFT.{key}': {c[key]}; expected a ratio in [0, 1]")
+        for key in ("EVAL_RATIO", "EVAL_RATIO_TEXT"):
+            if c[key] > 1.0:
+                raise ValueError(f"invalid value for 'TRAINER.CRoFT.{key}': {c[key]}; expected a ratio in [0, 1], "
+                                 "or negative for the training value")
 
     def build_model(self):
         cfg = self.cfg.TRAINER.CRoFT

@@ -39,7 +39,6 @@ from torch import nn
 
 from ..clip.feature_math import normalize
 from ..data.feature_cache import model_identity
-from ..engine.checkpoint import BEST_NAME, epoch_file_name, latest_checkpoint, load_checkpoint
 from ..engine.trainer import TRAINER_REGISTRY
 from ..evaluation.inference import TRAINING, InferenceOutput
 from ..utils.atomic import atomic_write
@@ -141,35 +140,24 @@ class TipAdapter(FrozenCLIPTrainer):
         self.install_cache(TipCache(len(labels), self.num_classes, self.feat_dim, labels))
         self.logger.info(f"Tip-Adapter-F: cache of {len(labels)} training images")
 
-    def install_checkpoint_cache(self, path):
-        """Size the cache module like the checkpoint at ``path`` (N keys, C classes), before loading it."""
-        state_dict = load_checkpoint(path, map_location="cpu")["state_dict"]
+    def prepare_to_load(self, name, state_dict, source):
+        """Size the cache module like the checkpoint (N keys, C classes) before loading it."""
+        if name != MODEL_NAME:
+            return
         if "keys.weight" not in state_dict or "values" not in state_dict:
-            raise KeyError(f'checkpoint "{path}" is not a Tip-Adapter cache (no keys.weight / values); '
+            raise KeyError(f'checkpoint "{source}" is not a Tip-Adapter cache (no keys.weight / values); '
                            f"found {sorted(state_dict)}")
         num_keys, dim = state_dict["keys.weight"].shape
         num_classes = state_dict["values"].shape[1]
         if dim != self.feat_dim or num_classes != self.num_classes:
-            raise ValueError(f'checkpoint "{path}" holds a Tip-Adapter cache of dimension {dim} and {num_classes} '
+            raise ValueError(f'checkpoint "{source}" holds a Tip-Adapter cache of dimension {dim} and {num_classes} '
                              f"classes; this run has dimension {self.feat_dim} ({self.cfg.MODEL.BACKBONE.NAME}) and "
                              f"{self.num_classes} classes ({self.cfg.DATASET.NAME})")
         if tuple(self.cache.values.shape) != (num_keys, num_classes):
             self.install_cache(TipCache(num_keys, num_classes, dim))
         if num_keys != len(self.dataset.train_x):
-            self.logger.info(f'Tip-Adapter checkpoint "{path}" holds {num_keys} cached training images '
+            self.logger.info(f'Tip-Adapter checkpoint "{source}" holds {num_keys} cached training images '
                              f"(this run's train_x has {len(self.dataset.train_x)})")
-
-    def load_model(self, directory, epoch=None):
-        path = os.path.join(directory, MODEL_NAME, BEST_NAME if epoch is None else epoch_file_name(epoch))
-        if os.path.isfile(path):  # a missing file: the base class raises its error
-            self.install_checkpoint_cache(path)
-        super().load_model(directory, epoch)
-
-    def resume_model_if_exist(self, directory):
-        path = latest_checkpoint(os.path.join(directory, MODEL_NAME))
-        if path is not None:
-            self.install_checkpoint_cache(path)
-        return super().resume_model_if_exist(directory)
 
     # ------------------------------------------------------------------ cache model
     def model_identity(self):

@@ -132,6 +132,13 @@ class DomainFolder(DatasetBase):
             raise DatasetError(f"{self.NAME}: unknown held-out domain '{held_out}' (from {given}); {self._known()}")
 
         json_path = os.path.join(dataset_dir, test_env or split_file_name(held_out))
+        split_files = sorted(os.path.basename(p) for p in glob.glob(os.path.join(dataset_dir, "test_on_*.json")))
+        if not os.path.isfile(json_path) and split_files:
+            # Some split files but not this one: a folder-built split would silently differ from them.
+            raise FileNotFoundError(
+                f"{self.NAME}: split file not found: {json_path} (split files in {dataset_dir}: {split_files}); "
+                f"expected test_on_<domain>.json for the held-out domain '{held_out}', or no split file at all "
+                f"to build the splits from the folders ({README_HINT})")
         if os.path.isfile(json_path):
             split = read_split_json(json_path)
             source = json_path
@@ -165,6 +172,15 @@ class DomainFolder(DatasetBase):
             sources = [d for d in self.domains if d in chosen]
             data["train"] = [d for d in data["train"] if d.domainname in sources]
             data["val"] = [d for d in data["val"] if d.domainname in sources]
+        elif self.DOMAINS:
+            # Every domain but the held-out one is a source: one without images is an error, never
+            # a silently smaller training set.
+            absent = [d for d in self.domains if d != held_out and d not in seen_domains]
+            if absent:
+                raise DatasetError(
+                    f"{self.NAME}: source domain(s) {absent} have no training or val image in {source}; "
+                    f"expected images of every domain of {list(self.DOMAINS)} except the held-out '{held_out}' "
+                    "(or name the sources to use with DATASET.SOURCE_DOMAINS)")
 
         sampler_name = cfg.DATASET.FEWSHOT_SAMPLER
         shots = cfg.DATASET.NUM_SHOTS

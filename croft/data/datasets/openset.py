@@ -176,6 +176,9 @@ def load_ood_set(name, root, id_dataset_name, per_class, protocol="standard", rn
             "are missing (see datasets/README.md)"
         )
     data = [Datum(path, label, 0, classname, "") for path, label, classname in items]
+    if not data:
+        raise DatasetError(f"open-set dataset {spec.name} has no image (read from {source}"
+                           + (f", after excluding {sorted(drops)}" if drops else "") + "); expected at least one")
     return sample_class_balanced(data, per_class, rng)
 
 

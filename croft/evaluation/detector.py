@@ -1,0 +1,172 @@
+"""Open-set detector thresholds of a run, written at the end of its final evaluation.
+
+:func:`write_detector` computes every open-set score the run evaluated (``TEST.OOD_SCORES``, plus
+``energy`` always) on the ID **validation** set under the final inference settings, and writes
+
+- ``OUTPUT_DIR/detector_val_scores.npz``: per score, the ID val scores sorted ascending (float64),
+  so that ``croft-predict --tpr`` can re-threshold at any TPR without ID data;
+- ``OUTPUT_DIR/detector_knn_bank.npy``: the KNN bank (float32, N x D), when ``knn`` was evaluated;
+- ``OUTPUT_DIR/detector.json`` last (each file atomically): the thresholds at :data:`DEFAULT_TPR`,
+  the class names, the logit convention, and what the thresholds came from.
+
+**Threshold rule** (:func:`threshold_at`): for ``n`` ID scores and a TPR ``t`` in (0, 1], the
+threshold is the ``m``-th largest score with ``m = ceil(t * n)`` (at least one). At least ``m``
+ID samples (``>= t * n``; more with ties) have a score ``>=`` the threshold, and a sample is flagged
+*unknown* when its score is strictly below it. Every score is "higher = more in-distribution".
+
+Without a val split the thresholds come from the ID side of the test evaluation (the open-set
+protocol's ID side, ``"source": "test"`` in the file). ``docs/predict.md`` documents the files.
+"""
+import json
+import math
+import os
+
+import numpy as np
+
+from ..utils.atomic import atomic_write, atomic_write_text
+
+DETECTOR_FILE = "detector.json"
+VAL_SCORES_FILE = "detector_val_scores.npz"
+KNN_BANK_FILE = "detector_knn_bank.npy"
+#: Version of the detector.json layout written here.
+DETECTOR_FORMAT = 1
+#: The TPR of the thresholds stored in detector.json.
+DEFAULT_TPR = 0.95
+THRESHOLD_RULE = ("threshold = the ceil(tpr * n)-th largest of the n ID scores; a sample is unknown when its "
+                  "score is < threshold (every score: higher = more in-distribution)")
+LOGIT_CONVENTION = ("logits are CLIP's logit scale times cosine similarities (already scaled), from the final "
+                    "inference settings; confidence = max softmax(logits); energy = logsumexp(logits); "
+                    "max_logit = max(logits); mcm = max softmax(cos(image, text) / TEST.MCM_TEMPERATURE); "
+                    "knn = -||q - b_k|| over L2-normalised features and the stored bank")
+
+
+def check_tpr(tpr):
+    """``tpr`` as a float in (0, 1], or ValueError."""
+    try:
+        value = float(tpr)
+    except (TypeError, ValueError):
+        raise ValueError(f"invalid TPR {tpr!r}; expected a number in (0, 1]") from None
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"invalid TPR {tpr!r}; expected a number in (0, 1]")
+    return value
+
+
+def threshold_at(sorted_scores, tpr):
+    """The threshold keeping a fraction ``tpr`` of ``sorted_scores`` (ascending): the ``ceil(tpr*n)``-th largest."""
+    tpr = check_tpr(tpr)
+    scores = np.asarray(sorted_scores, dtype=np.float64)
+    n = len(scores)
+    if n == 0:
+        raise ValueError("no ID scores to threshold")
+    keep = min(n, max(1, math.ceil(tpr * n - 1e-9)))  # 1e-9: 0.07 * 100 is 7.000000000000001 in floats
+    return float(scores[n - keep])
+
+
+def backbone_identity(trainer):
+    """What identifies the frozen backbone: name, weights source and, when known, the weights' hash.
+
+    A random initialisation (``PRETRAINED none``) is identified by its state-dict hash, which
+    ``croft.predict`` checks after rebuilding the backbone from the seed.
+    """
+    cfg = trainer.cfg
+    ident = {"name": cfg.MODEL.BACKBONE.NAME, "pretrained": cfg.MODEL.BACKBONE.PRETRAINED}
+    cache = getattr(trainer, "feature_cache", None)
+    if cache is not None and isinstance(getattr(cache, "identity", None), dict) and "weights" in cache.identity:
+        ident["weights"] = cache.identity["weights"]
+    elif str(cfg.MODEL.BACKBONE.PRETRAINED).strip().lower() in ("none", "") and hasattr(trainer, "clip_model"):
+        from ..data.feature_cache import weights_identity
+
+        ident["weights"] = weights_identity(cfg.MODEL.BACKBONE.PRETRAINED, trainer.clip_model)
+    return ident
+
+
+def detector_score_names(cfg):
+    """The scores thresholded: ``energy`` first (always computable), then ``TEST.OOD_SCORES`` in order."""
+    names = ["energy"] + [s for s in cfg.TEST.OOD_SCORES if s != "energy"]
+    return list(dict.fromkeys(names))
+
+
+def write_detector(trainer, tpr=DEFAULT_TPR):
+    """Compute the detector thresholds of a built, evaluated trainer and write its files; returns the
+    path of detector.json, or None when the run has no ID sample to threshold on.
+
+    Called by ``TrainerBase.evaluate_and_write_results`` after the evaluation, before results.json.
+    Reads the trainer's ``cfg``, ``dataset``, ``dm`` (data manager), ``output_dir``, ``classnames``,
+    and its inference interface (``set_model_mode``, ``inference``) through the evaluator's runner.
+    """
+    from ..engine.logger import get_logger
+    from .evaluator import Evaluator
+    from .inference import FINAL
+    from .scores import ScoreContext, compute_scores
+
+    tpr = check_tpr(tpr)
+    cfg, dataset, dm = trainer.cfg, trainer.dataset, trainer.dm
+    logger = get_logger()
+    evaluator = Evaluator(cfg, dataset, dm, trainer, FINAL)
+    protocol = evaluator.protocol
+    val_out = evaluator.infer_loader(dm.val_loader, "val (detector)") if dm.val_loader is not None else None
+    if val_out is not None and len(val_out.labels):
+        source, id_out = "val", val_out
+    else:
+        val_out = None
+        test_out = evaluator.infer_loader(dm.test_loader, "test (detector)")
+        source, id_out = "test", protocol.id_side(dataset, test_out, None)
+    n = len(id_out.labels)
+    if n == 0:
+        logger.warning("warning: no ID val or test sample; no detector thresholds written")
+        return None
+    names = detector_score_names(cfg)
+    context = ScoreContext(knn_k=cfg.TEST.KNN_K, mcm_temperature=cfg.TEST.MCM_TEMPERATURE)
+    id_context = context
+    knn = None
+    if "knn" in names:
+        bank = protocol.knn_bank(dataset, val_out, evaluator.infer)
+        size = len(bank)
+        # With the val features as the bank, each val sample is its own nearest neighbour: score it
+        # leave-one-out (k + 1 neighbours, itself included), as a new image (not in the bank) is scored.
+        leave_one_out = val_out is not None and bank is val_out.features and size >= 2
+        k = min(int(cfg.TEST.KNN_K), size - 1 if leave_one_out else size)
+        context.knn_bank, context.knn_k = bank, k
+        if leave_one_out:
+            id_context = ScoreContext(knn_bank=bank, knn_k=k + 1, mcm_temperature=cfg.TEST.MCM_TEMPERATURE)
+        bank_path = os.path.join(trainer.output_dir, KNN_BANK_FILE)
+        bank_array = np.ascontiguousarray(bank.float().cpu().numpy(), dtype=np.float32)
+        atomic_write(bank_path, lambda f: np.save(f, bank_array), binary=True)
+        knn = {"k": k, "bank": KNN_BANK_FILE, "bank_size": size,
+               "bank_source": "val" if bank is getattr(val_out, "features", None) else
+               ("train_full" if protocol.name == "reference" else "train_x"),
+               "leave_one_out": leave_one_out}
+    scores = compute_scores(id_out, names, id_context)
+    sorted_scores = {name: np.sort(values) for name, values in scores.items()}
+    thresholds = {name: threshold_at(values, tpr) for name, values in sorted_scores.items()}
+    atomic_write(os.path.join(trainer.output_dir, VAL_SCORES_FILE),
+                 lambda f: np.savez(f, **sorted_scores), binary=True)
+    detector = {
+        "format": DETECTOR_FORMAT,
+        "tpr": tpr,
+        "rule": THRESHOLD_RULE,
+        "thresholds": thresholds,
+        "n_val": n,
+        "source": source,
+        "scores": names,
+        "val_scores": VAL_SCORES_FILE,
+        "trainer": cfg.TRAINER.NAME,
+        "dataset": cfg.DATASET.NAME,
+        "classnames": list(trainer.classnames),
+        "num_classes": len(trainer.classnames),
+        "n_train": len(dataset.train_x),
+        "source_domains": list(getattr(dataset, "source_domains", [])),
+        "target_domains": list(getattr(dataset, "target_domains", [])),
+        "logits": {"convention": LOGIT_CONVENTION, "logit_scale": getattr(trainer, "logit_scale", None),
+                   "mcm_temperature": cfg.TEST.MCM_TEMPERATURE, "inference": "final"},
+        "backbone": backbone_identity(trainer),
+    }
+    if knn is not None:
+        detector["knn"] = knn
+    if source == "test":
+        detector["note"] = ("the run has no val split: thresholds come from the ID side of the test evaluation "
+                            f"(protocol {protocol.name})")
+    path = atomic_write_text(os.path.join(trainer.output_dir, DETECTOR_FILE), json.dumps(detector, indent=2) + "\n")
+    summary = ", ".join(f"{name} {value:.4g}" for name, value in thresholds.items())
+    logger.info(f"Detector thresholds at TPR {tpr:g} of {n} ID {source} images: {summary} ({path})")
+    return path
