@@ -319,10 +319,11 @@ def test_mcm_hand_case_and_scale_invariance():
     got = mcm_score(img, txt)
     e = math.e
     c = 1 / math.sqrt(2)
-    expected = torch.tensor([e / (e + 1), 0.5])  # cos = (1, 0) and (c, c)
+    # the score is log(max softmax): cos = (1, 0) and (c, c)
+    expected = torch.log(torch.tensor([e / (e + 1), 0.5], dtype=torch.float64))
     _close(got, expected)
-    assert mcm_score(img, txt, temperature=0.5)[0].item() == pytest.approx(e ** 2 / (e ** 2 + 1), rel=1e-6)
-    assert got[1].item() == pytest.approx(math.exp(c) / (2 * math.exp(c)))
+    assert mcm_score(img, txt, temperature=0.5)[0].item() == pytest.approx(math.log(e ** 2 / (e ** 2 + 1)), rel=1e-9)
+    assert got[1].item() == pytest.approx(math.log(math.exp(c) / (2 * math.exp(c))))
     # invariant to the scale of each row of both inputs
     g = torch.Generator().manual_seed(1)
     x = torch.randn(10, 8, generator=g)
@@ -330,9 +331,9 @@ def test_mcm_hand_case_and_scale_invariance():
     scales_x = torch.rand(10, 1, generator=g) * 50 + 0.01
     scales_t = torch.rand(4, 1, generator=g) * 50 + 0.01
     _close(mcm_score(x * scales_x, t * scales_t, 0.01), mcm_score(x, t, 0.01))
-    # MCM of C classes lies in [1/C, 1]
+    # MCM of C classes lies in [1/C, 1], so its log in [-log C, 0]
     s = mcm_score(x, t)
-    assert (s >= 0.25 - 1e-6).all() and (s <= 1).all()
+    assert (s >= -math.log(4) - 1e-9).all() and (s <= 0).all()
 
 
 def test_mcm_bad_inputs():
@@ -399,3 +400,26 @@ def test_scores_on_cuda_match_cpu():
     # metrics accept CUDA tensors
     assert ood_metrics(logits[:, 0].cuda(), logits[:, 1].cuda()) == pytest.approx(
         ood_metrics(logits[:, 0], logits[:, 1]))
+
+
+def test_mcm_keeps_its_ranking_at_low_temperature():
+    """At T=0.01 a float32 softmax saturates to exactly 1.0; croft's MCM must still rank the samples."""
+    torch.manual_seed(0)
+    text = torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)
+    # image features ever closer to class 0: the MCM score must increase strictly
+    images = torch.stack([text[0] * (0.3 + 0.1 * i) + text[1] * 0.2 for i in range(6)])
+    probabilities = torch.softmax((torch.nn.functional.normalize(images.double(), dim=-1) @ text.double().t()) / 0.01,
+                                  dim=-1).max(-1).values
+    assert (probabilities == 1.0).sum() >= 2  # even a float64 softmax ties them
+    scores = mcm_score(images, text, temperature=0.01)
+    assert scores.dtype == torch.float64
+    assert torch.all(scores[1:] > scores[:-1])
+
+
+def test_knn_distances_do_not_collapse_into_ties():
+    bank = torch.nn.functional.normalize(torch.randn(50, 8, generator=torch.Generator().manual_seed(1)), dim=-1)
+    # queries at tiny, distinct distances from one bank point
+    queries = bank[:1] + torch.tensor([1e-4, 2e-4, 3e-4, 4e-4]).unsqueeze(1) * bank[1:2]
+    scores = knn_score(queries, bank, k=1)
+    assert scores.dtype == torch.float64
+    assert len(set(scores.tolist())) == 4 and torch.all(scores[1:] < scores[:-1])

@@ -7,7 +7,8 @@ take torch tensors and return a 1-D tensor with one score per sample, on the inp
   and docs/protocols.md §3; the logits already contain CLIP's scale ``s``).
 * ``max_logit`` -- the largest logit.
 * ``mcm``       -- Maximum Concept Matching (Ming et al., 2022): the largest softmax probability of the
-  cosine similarities between the image and the class text embeddings, divided by a temperature.
+  cosine similarities between the image and the class text embeddings, divided by a temperature;
+  returned as its logarithm (float64), which ranks samples the same way and does not saturate.
 * ``knn``       -- deep nearest neighbours (Sun et al., 2022): minus the L2 distance between the
   L2-normalised query and its k-th nearest neighbour in a bank of L2-normalised ID features. The
   reference (docs/protocols.md §3) uses the *squared* distance (faiss ``IndexFlatL2``); pass ``squared=True`` for
@@ -80,11 +81,16 @@ def mcm_score(image_features, text_features, temperature=1.0):
         raise ValueError(f"image_features have dim {img.shape[1]} but text_features have dim {txt.shape[1]}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    dtype = torch.promote_types(img.dtype, txt.dtype)
-    img = F.normalize(img.to(dtype), dim=-1)
-    txt = F.normalize(txt.to(device=img.device, dtype=dtype), dim=-1)
-    sims = img @ txt.t()
-    return torch.softmax(sims / temperature, dim=-1).max(dim=-1).values
+    # At a low temperature (e.g. 0.01) the top softmax probability rounds to exactly 1.0 for many
+    # samples, even in float64, and their ranking (hence AUROC / FPR95) is lost. So the score is the
+    # *log* of the maximum softmax probability, log p_max = -log(1 + sum_{c != max} exp(s_c - s_max)),
+    # in float64 with log1p: monotone in MCM (same metrics), and distinct where p_max is not.
+    img = F.normalize(img.double(), dim=-1)
+    txt = F.normalize(txt.to(device=img.device, dtype=torch.float64), dim=-1)
+    logits = (img @ txt.t()) / temperature
+    top = logits.max(dim=-1, keepdim=True)
+    others = torch.exp(logits - top.values).scatter(-1, top.indices, 0.0).sum(dim=-1)
+    return -torch.log1p(others)
 
 
 def knn_score(query_features, bank_features, k, squared=False, chunk_size=1024):
@@ -119,7 +125,7 @@ def knn_score(query_features, bank_features, k, squared=False, chunk_size=1024):
     dtype = torch.promote_types(q.dtype, b.dtype)
     b = F.normalize(b.to(device=q.device, dtype=dtype), dim=-1)
     q = F.normalize(q.to(dtype), dim=-1)
-    out = torch.empty(q.shape[0], dtype=dtype, device=q.device)
+    out = torch.empty(q.shape[0], dtype=torch.float64, device=q.device)
     bt = b.t()
     for start in range(0, q.shape[0], chunk_size):
         qc = q[start:start + chunk_size]
@@ -127,7 +133,8 @@ def knn_score(query_features, bank_features, k, squared=False, chunk_size=1024):
         idx = torch.topk(qc @ bt, k, dim=1, largest=True, sorted=True).indices[:, k - 1]
         # distance recomputed from the difference: exact even for near-duplicates, where
         # 2 - 2 cos would cancel catastrophically
-        out[start:start + chunk_size] = (qc - b[idx]).pow(2).sum(dim=1)
+        # in float64, so that distinct distances do not collapse into ties through rounding
+        out[start:start + chunk_size] = (qc.double() - b[idx].double()).pow(2).sum(dim=1)
     if not squared:
         out = out.sqrt()
     return -out
