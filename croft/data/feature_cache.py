@@ -50,6 +50,7 @@ from safetensors.torch import save as st_save
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..engine import shared
 from ..engine.logger import get_logger
 from ..utils.atomic import atomic_write_bytes
 from .images import is_random_transform, load_view, view_seed
@@ -339,7 +340,7 @@ class FeatureCache:
             raise ValueError(f"invalid value for 'CACHE.ENCODE_BATCH_SIZE': {cfg.CACHE.ENCODE_BATCH_SIZE}; "
                              "expected >= 1 (or 0 = DATALOADER.TEST.BATCH_SIZE)")
         self._read, self._encoded = set(), set()
-        self._memo = {}
+        self._memo = shared.feature_memo()
         self._lock = threading.Lock()
         self._warned = False
         try:

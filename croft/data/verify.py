@@ -1,8 +1,12 @@
 """Check, before any work, that every image a run lists can be opened (its header read)."""
+import os
+
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 PROGRESS_FROM = 2000
+# Images already checked in this process: path -> (size, mtime); a sweep checks each image once.
+_VERIFIED = {}
 
 
 def listed_images(dataset):
@@ -24,8 +28,12 @@ def verify_images(dataset, dataset_name):
     bar = tqdm(images, desc="check images", leave=False, dynamic_ncols=True, disable=len(images) < PROGRESS_FROM)
     for path, where in bar:
         try:
+            st = os.stat(path)
+            if _VERIFIED.get(path) == (st.st_size, st.st_mtime_ns):
+                continue
             with Image.open(path) as img:
                 img.size  # noqa: B018  (the header is read on open)
+            _VERIFIED[path] = (st.st_size, st.st_mtime_ns)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             source = getattr(dataset, "split_source", None)
             listed = f"{where} of {dataset_name}" + (f", from {source}" if source else "")

@@ -1,8 +1,9 @@
 """Shared set-up of trainers built on a frozen CLIP: backbone loading, text features, feature source."""
-from ..clip.backbone import feature_dim, load_clip, logit_scale
+from ..clip.backbone import feature_dim, logit_scale
 from ..clip.image_encoder import FrozenImageEncoder
 from ..clip.text import text_features
 from ..data.feature_source import CachedSource, EncoderSource
+from ..engine import shared
 from ..engine.trainer import TrainerBase
 
 
@@ -20,7 +21,7 @@ class FrozenCLIPTrainer(TrainerBase):
 
     def load_backbone(self):
         cfg = self.cfg
-        self.clip_model, self.tokenizer = load_clip(
+        self.clip_model, self.tokenizer = shared.load_backbone(
             cfg.MODEL.BACKBONE.NAME, pretrained=cfg.MODEL.BACKBONE.PRETRAINED, device=self.device,
             cache_dir=cfg.MODEL.BACKBONE.CACHE_DIR, allow_torchscript=cfg.MODEL.BACKBONE.ALLOW_TORCHSCRIPT)
         self.feat_dim = feature_dim(self.clip_model)

@@ -11,6 +11,8 @@
 
 No CLIP weight is registered in these modules: checkpoints hold only what is learnt.
 """
+import copy
+
 import torch
 from torch import nn
 from open_clip.transformer import text_global_pool
@@ -161,6 +163,9 @@ class PromptTrainer(FrozenCLIPTrainer):
             self.logger.warning(f"warning: {key} {prec} needs CUDA; running in fp32 on {self.device.type}")
             prec = "fp32"
         self.prec = prec
+        if prec == "fp16":
+            # Cast a copy: the frozen backbone may be shared with other runs of the process.
+            self.clip_model = copy.deepcopy(self.clip_model)
         self.text_encoder = PromptTextEncoder(self.clip_model)
         if prec == "fp16":
             tower = self.text_encoder.tower
