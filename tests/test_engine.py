@@ -1,11 +1,17 @@
 """Engine behaviour: registries, resume, bad trainer/dataset names on the command line."""
 import json
+import re
+import shutil
 
+import numpy as np
 import pytest
+import torch
 
+import croft.engine.trainer as trainer_module
 from croft.config import setup_cfg
 from croft.data.datasets import DATASET_REGISTRY
-from croft.engine.trainer import TRAINER_REGISTRY, build_trainer
+from croft.engine.trainer import TRAINER_REGISTRY, TrainerBase, build_trainer
+from croft.results.io import load_scores
 from croft.train import build_parser, main
 from croft.utils.registry import Registry
 
@@ -37,51 +43,201 @@ def test_unknown_trainer_lists_registered_trainers(synthetic_root):
 def test_cli_reports_unknown_dataset_and_exits_nonzero(synthetic_root, tmp_path, capsys):
     rc = main(["--root", synthetic_root, "--trainer", "ZeroshotCLIP", "--backbone", "tiny",
                "--output-dir", str(tmp_path / "o"), "DATASET.NAME", "PACZ", *FAST])
-    assert rc == 1
-    assert "Unknown dataset 'PACZ'. Registered datasets:" in capsys.readouterr().out
-    assert "Unknown dataset 'PACZ'" in (tmp_path / "o" / "log.txt").read_text()
+    assert rc == 2  # a config error, found before anything is built
+    captured = capsys.readouterr()
+    message = captured.out + captured.err
+    assert "'DATASET.NAME'" in message and "'PACZ'" in message
+    assert ", ".join(DATASET_REGISTRY.names()) in message  # every registered dataset, listed
     assert not (tmp_path / "o" / "results.json").exists()
 
 
 def test_cli_reports_unknown_key(tmp_path, capsys):
     rc = main(["--output-dir", str(tmp_path / "o"), "TRAINER.CRoFT.lamda2", "10"])
     assert rc == 2
-    assert "unknown config key 'TRAINER.CRoFT.lamda2'" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "unknown config key 'TRAINER.CRoFT.lamda2'" in captured.out + captured.err
 
 
-def test_resume_from_existing_output_dir(synthetic_root, tmp_path):
+# ------------------------------------------------------------------ resume
+
+MODELS = ("clip_adapter", "generator")  # CRoFT's registered models
+THREE_EPOCHS = ("OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "1", "OPTIM.WARMUP_EPOCH", "0")
+RESUMED = re.compile(r'Resumed (.+?) from "(.+?)" \(epoch = (\d+)\)')
+
+
+def croft_args(root, out, *extra):
+    return ["--root", root, "--seed", "1", "--trainer", "CRoFT", "--dataset-config-file", "configs/datasets/PACS.yaml",
+            "--config-file", "configs/trainers/CRoFT/rn50_ep30.yaml", "--backbone", "tiny", "--output-dir", str(out),
+            "TEST_ENV", "test_on_cartoon.json", "DATASET.NUM_SHOTS", "2", "DATASET.OOD_SETS", "['DTD']", *FAST,
+            *THREE_EPOCHS, *extra]
+
+
+def crash_in_epoch_2(original_run_epoch):
+    def run_epoch(trainer):
+        if trainer.epoch == 1:
+            raise RuntimeError("simulated crash in epoch 2")
+        return original_run_epoch(trainer)
+    return run_epoch
+
+
+@pytest.fixture(scope="module")
+def three_epoch_runs(synthetic_root, tmp_path_factory):
+    """An uninterrupted 3-epoch run, and the same run crashed in epoch 2 (after epoch 1's checkpoints).
+
+    Tests copy the crashed folder before resuming it."""
+    root = tmp_path_factory.mktemp("resume")
+    full, crashed = root / "uninterrupted", root / "crashed"
+    assert main(croft_args(synthetic_root, full)) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TrainerBase, "run_epoch", crash_in_epoch_2(TrainerBase.run_epoch))
+        assert main(croft_args(synthetic_root, crashed)) == 1
+    return full, crashed
+
+
+class Recorder:
+    """Runs ``croft.train.main``; keeps the trainer it built, the 0-based epochs it ran and its console output."""
+
+    def __init__(self, monkeypatch, capsys):
+        self.capsys = capsys
+        self.trainer, self.epochs, self.log = None, [], ""
+        original_build, original_run_epoch = trainer_module.build_trainer, TrainerBase.run_epoch
+        recorder = self
+
+        def build(cfg):
+            recorder.trainer = original_build(cfg)
+            return recorder.trainer
+
+        def run_epoch(trainer):
+            recorder.epochs.append(trainer.epoch)
+            return original_run_epoch(trainer)
+
+        monkeypatch.setattr(trainer_module, "build_trainer", build)  # croft.train.run imports it at call time
+        monkeypatch.setattr(TrainerBase, "run_epoch", run_epoch)
+
+    def main(self, args):
+        self.capsys.readouterr()
+        self.trainer, self.epochs = None, []
+        rc = main(args)
+        captured = self.capsys.readouterr()
+        self.log = captured.out + captured.err
+        return rc
+
+
+def resumed(log):
+    """``{model: (path, epoch)}`` from the ``Resumed <models> from "<path>" (epoch = N)`` lines."""
+    out = {}
+    for names, path, epoch in RESUMED.findall(log):
+        for name in names.split(", "):
+            out[name] = (path, int(epoch))
+    return out
+
+
+def assert_resumed(log, directory, epoch):
+    lines = resumed(log)
+    assert set(lines) == set(MODELS), log
+    for model, (path, at) in lines.items():
+        assert at == epoch and path.startswith(str(directory) + "/"), (model, path, at)
+
+
+def trained_epochs(log):
+    return sorted({int(e) for e in re.findall(r"epoch \[(\d+)/3\]\[", log)})
+
+
+def final_weights(directory):
+    return {m: torch.load(directory / m / "model.pth.tar-3", weights_only=True)["state_dict"] for m in MODELS}
+
+
+def assert_same_weights(a, b):
+    wa, wb = final_weights(a), final_weights(b)
+    for model in MODELS:
+        assert set(wa[model]) == set(wb[model])
+        for key in wa[model]:
+            assert torch.equal(wa[model][key], wb[model][key]), (model, key)
+
+
+def assert_same_results(a, b, keys=("closed_set", "open_set", "best_epoch", "best_val_accuracy")):
+    """Bit-identical scores.npz and the same results.json values."""
+    sa, sb = load_scores(str(a)), load_scores(str(b))
+    assert set(sa) == set(sb)
+    for key in sa:
+        assert np.array_equal(sa[key], sb[key]), key
+    ra, rb = (json.loads((d / "results.json").read_text()) for d in (a, b))
+    for key in keys:
+        assert ra[key] == rb[key], key
+
+
+def test_a_crash_in_epoch_2_leaves_the_epoch_1_checkpoints(three_epoch_runs):
+    _, crashed = three_epoch_runs
+    for model in MODELS:  # the state to resume: epoch 1's checkpoint, named by the marker
+        assert sorted(p.name for p in (crashed / model).glob("model.pth.tar-*")) == ["model.pth.tar-1"]
+        assert (crashed / model / "checkpoint").read_text().strip() == "model.pth.tar-1"
+    assert "simulated crash in epoch 2" in (crashed / "log.txt").read_text()
+    assert not (crashed / "results.json").exists()
+
+
+def test_resume_after_a_crash_then_rerun_the_finished_run(synthetic_root, three_epoch_runs, tmp_path, monkeypatch,
+                                                          capsys):
+    """Rerunning the crashed command resumes at epoch 2 and ends exactly as the uninterrupted run
+    (weights, optimizer momentum, LR schedule and best-val record restored); rerunning the finished
+    run resumes at MAX_EPOCH and trains nothing."""
+    full, crashed = three_epoch_runs
     out = tmp_path / "run"
-    base = ["--root", synthetic_root, "--seed", "1", "--trainer", "CRoFT", "--dataset-config-file",
-            "configs/datasets/PACS.yaml", "--config-file", "configs/trainers/CRoFT/rn50_ep30.yaml",
-            "--backbone", "tiny", "--output-dir", str(out), "TEST_ENV", "test_on_cartoon.json",
-            "DATASET.NUM_SHOTS", "2", *FAST]
-    assert main(base + ["OPTIM.MAX_EPOCH", "1"]) == 0
-    (out / "results.json").unlink()
-    assert main(base + ["OPTIM.MAX_EPOCH", "2"]) == 0
-    logs = "".join(p.read_text() for p in out.glob("log.txt*"))
-    assert 'Resumed clip_adapter from' in logs and "(epoch = 1)" in logs
-    assert "epoch [1/2]" not in logs and "epoch [2/2]" in logs
-    assert (out / "clip_adapter" / "model.pth.tar-2").exists()
-    assert json.loads((out / "results.json").read_text())["trainer"] == "CRoFT"
+    shutil.copytree(crashed, out)
+    run = Recorder(monkeypatch, capsys)
+    assert run.main(croft_args(synthetic_root, out)) == 0
+    assert_resumed(run.log, out, 1)
+    assert run.trainer.start_epoch == 1 and run.epochs == [1, 2] and trained_epochs(run.log) == [2, 3]
+    assert_same_weights(out, full)
+    assert_same_results(out, full)
+
+    saved = {m: (out / m / "model.pth.tar-3").read_bytes() for m in MODELS}
+    shutil.copytree(out, tmp_path / "before_rerun")
+    assert run.main(croft_args(synthetic_root, out)) == 0
+    assert_resumed(run.log, out, 3)
+    assert run.trainer.start_epoch == 3 and run.epochs == [] and trained_epochs(run.log) == []
+    for model in MODELS:
+        assert (out / model / "model.pth.tar-3").read_bytes() == saved[model]
+    assert_same_results(out, tmp_path / "before_rerun")
 
 
-def test_resume_from_another_folder_and_inconsistent_checkpoints(synthetic_root, tmp_path):
-    first = tmp_path / "first"
-    flags = ["--root", synthetic_root, "--seed", "1", "--trainer", "CRoFT", "--dataset-config-file",
-             "configs/datasets/PACS.yaml", "--config-file", "configs/trainers/CRoFT/rn50_ep30.yaml", "--backbone", "tiny"]
-    opts = ["TEST_ENV", "test_on_cartoon.json", "DATASET.NUM_SHOTS", "2", *FAST]
-    assert main(flags + ["--output-dir", str(first), *opts, "OPTIM.MAX_EPOCH", "1"]) == 0
-    second = tmp_path / "second"
-    assert main(flags + ["--output-dir", str(second), "--resume", str(first), *opts, "OPTIM.MAX_EPOCH", "2"]) == 0
-    assert (second / "clip_adapter" / "model-best.pth.tar").exists()
-    assert json.loads((second / "results.json").read_text())["best_epoch"] == 2
-    # A crash between saving the two models leaves checkpoints of different epochs.
-    (first / "generator" / "checkpoint").write_text("model.pth.tar-0\n")
-    import shutil
-    shutil.copy(first / "generator" / "model.pth.tar-1", first / "generator" / "model.pth.tar-0")
-    state = __import__("torch").load(first / "generator" / "model.pth.tar-0", weights_only=True)
+def test_resume_from_another_folder(synthetic_root, three_epoch_runs, tmp_path, monkeypatch, capsys):
+    """``--resume DIR`` continues DIR's training in a new folder, with a new best-val record."""
+    full, crashed = three_epoch_runs
+    source, out = tmp_path / "crashed", tmp_path / "other"
+    shutil.copytree(crashed, source)
+    run = Recorder(monkeypatch, capsys)
+    assert run.main(["--resume", str(source), *croft_args(synthetic_root, out)]) == 0
+    assert_resumed(run.log, source, 1)
+    assert run.trainer.start_epoch == 1 and run.epochs == [1, 2]
+    assert_same_weights(out, full)  # the same training as the uninterrupted run
+    for model in MODELS:
+        assert not (source / model / "model.pth.tar-2").exists()  # the source folder is only read
+        assert not (out / model / "model.pth.tar-1").exists()
+    # the new record knows only epochs 2 and 3 (ties keep the earlier epoch): the deployed model is one of them
+    results = json.loads((out / "results.json").read_text())
+    full_best = json.loads((full / "results.json").read_text())["best_epoch"]
+    assert results["best_epoch"] in (2, 3)
+    if full_best != 1:
+        assert results["best_epoch"] == full_best
+    best_state = torch.load(out / "clip_adapter" / "model-best.pth.tar", weights_only=True)
+    assert best_state["epoch"] == results["best_epoch"] and best_state["val_result"] == results["best_val_accuracy"]
+    deployed = torch.load(out / "clip_adapter" / f"model.pth.tar-{results['best_epoch']}", weights_only=True)
+    for key, value in best_state["state_dict"].items():
+        assert torch.equal(value, deployed["state_dict"][key])
+
+
+def test_inconsistent_checkpoints_are_refused(synthetic_root, three_epoch_runs, tmp_path, monkeypatch, capsys):
+    """A crash between saving the two models leaves checkpoints of different epochs: refused, nothing trained."""
+    _, crashed = three_epoch_runs
+    out = tmp_path / "bad"
+    shutil.copytree(crashed, out)
+    (out / "last.pth.tar").unlink(missing_ok=True)  # no rolling checkpoint: the epoch checkpoints decide
+    (out / "generator" / "checkpoint").write_text("model.pth.tar-0\n")
+    state = torch.load(out / "generator" / "model.pth.tar-1", weights_only=True)
     state["epoch"] = 0
-    __import__("torch").save(state, first / "generator" / "model.pth.tar-0")
-    (first / "results.json").unlink()
-    assert main(flags + ["--output-dir", str(first), *opts, "OPTIM.MAX_EPOCH", "2"]) == 1
-    assert "latest checkpoints disagree on the epoch" in "".join(p.read_text() for p in first.glob("log.txt*"))
+    torch.save(state, out / "generator" / "model.pth.tar-0")
+    run = Recorder(monkeypatch, capsys)
+    assert run.main(croft_args(synthetic_root, out)) == 1
+    assert "latest checkpoints disagree on the epoch ({'clip_adapter': 1, 'generator': 0})" in run.log
+    assert run.epochs == [] and not (out / "results.json").exists()
+    assert not any((out / m / "model.pth.tar-2").exists() for m in MODELS)

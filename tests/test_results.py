@@ -16,10 +16,9 @@ import pytest
 
 from croft.results.collect import collect, format_hparams, format_table
 from croft.results.io import (load_scores, read_results_json, save_scores, write_results_json)
-from croft.results.plots import plot_run, plot_runs
+from croft.results.plots import energy_series, plot_run, plot_runs, roc_series
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 DOMAINS = ["sketch", "photo", "cartoon", "art_painting"]  # index = di
 SOURCES = {d: sorted(set(DOMAINS) - {d}) for d in DOMAINS}
@@ -209,7 +208,7 @@ def test_select_val_uses_validation_not_test(sweep):
 
 def test_formats_render(sweep):
     rows = collect(sweep["root"])
-    md = format_table(rows, "md")
+    md = format_table(rows, "md", wide=True)  # the full table (the default is the compact one: tests/test_tables.py)
     header = next(line for line in md.splitlines() if line.startswith("| Method"))
     assert header.startswith("| Method | hparams | n_seeds | art_painting | cartoon | photo | sketch | Avg | ")
     assert "88.10 ± 1.00" in md and "87.14 ± 1.75" in md
@@ -233,7 +232,7 @@ def test_formats_render(sweep):
     assert "art\\_painting" in tex and "±" not in tex
     assert "% Incomplete runs" in tex
 
-    only_energy = format_table(rows, "md", scores=["energy"])
+    only_energy = format_table(rows, "md", scores=["energy"], wide=True)
     assert "DTD energy AUROC" in only_energy and "mcm" not in only_energy
 
 
@@ -371,25 +370,92 @@ def test_save_and_load_scores(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # plots and CLIs
 
-def assert_png(path, min_size=10_000):
-    assert os.path.isfile(path)
-    with open(path, "rb") as f:
-        assert f.read(8) == PNG_MAGIC
-    assert os.path.getsize(path) > min_size
+def pairwise_auroc(pos, neg):
+    """AUROC in percent as P(pos > neg) + P(pos == neg) / 2 over all pairs (Mann-Whitney), without scikit-learn."""
+    pos, neg = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return 100.0 * (np.mean(pos > neg) + 0.5 * np.mean(pos == neg))
 
 
-def test_plot_run_and_missing_keys(tmp_path):
+def finite(values):
+    return values[np.isfinite(values)]
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """Every matplotlib Figure saved during the test, in order (the figure itself, not its PNG)."""
+    from matplotlib.figure import Figure
+
+    figures = []
+    original = Figure.savefig
+
+    def recording(fig, *args, **kwargs):
+        figures.append(fig)
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording)
+    return figures
+
+
+def assert_panels_draw(ax_hist, ax_roc, scores):
+    """The histogram legend names each energy series with its size; the ROC lines are roc_series' curves."""
+    series = energy_series(scores)
+    assert ax_hist.get_legend_handles_labels()[1] == [f"{label} (n={values.size})" for label, values in series]
+    curves = roc_series(scores)
+    handles, labels = ax_roc.get_legend_handles_labels()
+    assert labels == [f"{name} (AUROC {auroc:.2f})" for name, _, _, auroc in curves]
+    for line, (_, fpr, tpr, _) in zip(handles, curves):
+        assert np.array_equal(line.get_xdata(), fpr) and np.array_equal(line.get_ydata(), tpr)
+
+
+def test_energy_and_roc_series():
+    scores = fake_scores()
+    scores["energy/ood/DTD"] = np.append(scores["energy/ood/DTD"], [np.nan, np.inf])  # not drawable: dropped
+    series = energy_series(scores)
+    keys = ["energy/val", "energy/shift/sketch", "energy/ood/DTD", "energy/ood/Food101"]
+    assert [label for label, _ in series] == ["val (ID)", "shift: sketch", "OOD: DTD", "OOD: Food101"]
+    for (_, values), key in zip(series, keys):
+        assert np.array_equal(values, finite(scores[key]))
+    assert len(series[2][1]) == len(scores["energy/ood/DTD"]) - 2
+    # energy/id is drawn only when neither the val set nor a shift domain is there
+    only_id = {k: v for k, v in scores.items() if k not in ("energy/val", "energy/shift/sketch")}
+    assert [label for label, _ in energy_series(only_id)] == ["ID", "OOD: DTD", "OOD: Food101"]
+    assert np.array_equal(energy_series(only_id)[0][1], scores["energy/id"])
+
+    curves = roc_series(scores)
+    assert [name for name, *_ in curves] == ["DTD", "Food101"]
+    for name, fpr, tpr, auroc in curves:
+        assert auroc == pytest.approx(pairwise_auroc(scores["energy/id"], finite(scores[f"energy/ood/{name}"])), abs=1e-9)
+        assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+        assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+        assert 100.0 * np.trapezoid(tpr, fpr) == pytest.approx(auroc, abs=1e-9)  # the curve drawn has that area
+    (name, _, _, auroc), = roc_series(scores, "mcm")
+    assert name == "DTD" and auroc == pytest.approx(pairwise_auroc(scores["mcm/id"], scores["mcm/ood/DTD"]), abs=1e-9)
+    assert roc_series({"energy/id": np.arange(10.0)}) == [] and roc_series({"energy/ood/DTD": np.arange(3.0)}) == []
+    assert energy_series({}) == []
+
+
+def test_plot_run_draws_the_series_and_handles_missing_keys(tmp_path, saved_figures):
+    scores = fake_scores()
     out = str(tmp_path / "plots" / "run.png")
-    assert plot_run(fake_scores(), out, title="CRoFT PACS sketch") == out
-    assert_png(out)
+    assert plot_run(scores, out, title="CRoFT PACS sketch") == out and os.path.isfile(out)
+    fig = saved_figures[-1]
+    ax_hist, ax_roc = fig.axes
+    assert fig.get_suptitle() == "CRoFT PACS sketch"
+    assert_panels_draw(ax_hist, ax_roc, scores)
+    assert len(ax_roc.get_legend_handles_labels()[1]) == 2  # DTD and Food101
+
     partial = {"energy/id": np.arange(10.0)}  # no OOD sets: the ROC panel says so
     plot_run(partial, str(tmp_path / "partial.png"))
-    assert_png(str(tmp_path / "partial.png"), min_size=5_000)
+    ax_hist, ax_roc = saved_figures[-1].axes
+    assert ax_hist.get_legend_handles_labels()[1] == ["ID (n=10)"]
+    assert [t.get_text() for t in ax_roc.texts] == ["no ID/OOD energy scores"] and not ax_roc.lines
     plot_run({}, str(tmp_path / "empty.png"))
-    assert_png(str(tmp_path / "empty.png"), min_size=2_000)
+    ax_hist, ax_roc = saved_figures[-1].axes
+    assert [t.get_text() for t in ax_hist.texts] == ["no energy scores"] and not ax_hist.patches
+    assert os.path.isfile(tmp_path / "partial.png") and os.path.isfile(tmp_path / "empty.png")
 
 
-def test_plot_runs_and_cli(tmp_path):
+def test_plot_runs_and_cli(tmp_path, saved_figures):
     dirs = []
     for i, shift in enumerate([0.0, 1.5]):
         d = str(tmp_path / f"run{i}")
@@ -398,7 +464,13 @@ def test_plot_runs_and_cli(tmp_path):
         dirs.append(d)
     out = str(tmp_path / "runs.png")
     plot_runs(dirs, out)
-    assert_png(out)
+    assert os.path.isfile(out)
+    axes = saved_figures[-1].axes
+    assert len(axes) == 2 * len(dirs)  # one row (histograms, ROC) per run
+    for row, d in enumerate(dirs):
+        ax_hist, ax_roc = axes[2 * row], axes[2 * row + 1]
+        assert ax_hist.get_title() == f"CRoFT PACS {DOMAINS[row]} seed 1  energy"  # from the run's results.json
+        assert_panels_draw(ax_hist, ax_roc, load_scores(d))
     with pytest.raises(FileNotFoundError, match="nothere"):
         plot_runs([dirs[0], str(tmp_path / "nothere")], str(tmp_path / "x.png"))
 
@@ -406,7 +478,7 @@ def test_plot_runs_and_cli(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "plot_energy.py"), *dirs, "--output", cli_out],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert_png(cli_out)
+    assert os.path.isfile(cli_out)
     empty = str(tmp_path / "norun")
     os.makedirs(empty)
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "plot_energy.py"), dirs[0], empty,

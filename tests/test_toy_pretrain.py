@@ -5,6 +5,7 @@ import os
 import open_clip
 import pytest
 import torch
+import torch.nn.functional as F
 
 from croft.clip import backbone, load_clip, logit_scale
 from croft.clip import toy_pretrain as tp
@@ -19,6 +20,16 @@ PROMPTS = ["a photo of a dog.", "a cartoon of a house.", "a photo of a chair.", 
 def short_run(synthetic_root):
     """A 40-step pretraining (a few seconds)."""
     return tp.pretrain_tiny_clip(synthetic_root, steps=40, batch_size=16, seed=0, log_every=0)
+
+
+@pytest.fixture(scope="module")
+def three_steps_seed5(synthetic_root):
+    """A 3-step pretraining with seed 5 and batch 8 (shared by the determinism and CLI tests)."""
+    return tp.pretrain_tiny_clip(synthetic_root, steps=3, batch_size=8, seed=5, log_every=0)
+
+
+def image_count(folder):
+    return sum(len([f for f in files if f.endswith(".jpg")]) for _, _, files in os.walk(folder))
 
 
 def _fixed_batch_loss(model, root):
@@ -37,7 +48,11 @@ def test_pairs_exclude_holdout_and_open_set(synthetic_root):
     pairs = tp.build_pairs(synthetic_root)
     assert {p.dataset for p in pairs} == {"PACS", "VLCS"}
     assert {p.domain for p in pairs if p.dataset == "PACS"} == {"art_painting", "cartoon", "photo"}
-    assert len(pairs) == 3 * 7 * 6 + 4 * 5 * 6
+    # one pair per image of the pretraining domains: every PACS domain but sketch, every VLCS domain
+    pacs = os.path.join(synthetic_root, "PACS", "images")
+    expected = sum(image_count(os.path.join(pacs, d)) for d in os.listdir(pacs) if d != "sketch")
+    expected += image_count(os.path.join(synthetic_root, "VLCS", "images"))
+    assert len(pairs) == expected and len({p.path for p in pairs}) == expected
     for p in pairs:
         rel = os.path.relpath(p.path, synthetic_root).split(os.sep)
         assert rel[0] in ("PACS", "VLCS") and "sketch" not in rel
@@ -63,7 +78,17 @@ def test_train_views_shape_and_determinism(synthetic_root):
     assert a.shape == (5, 3, 224, 224) and a.dtype == torch.float32
     assert torch.equal(a, b)
     assert not torch.equal(a, views(images, torch.Generator().manual_seed(4)))
-    assert -2.5 < float(a.min()) and float(a.max()) < 2.5  # CLIP-normalised
+    # a crop of the whole (square) image: the bicubic resize of the image, maybe flipped, CLIP-normalised
+    whole = tp.TrainViews(scale=(1.0, 1.0), ratio=(1.0, 1.0))(images, torch.Generator().manual_seed(3))
+    mean = torch.tensor(tp.CLIP_MEAN).view(3, 1, 1) * 255.0
+    std = torch.tensor(tp.CLIP_STD).view(3, 1, 1) * 255.0
+    flipped = 0
+    for view, image in zip(whole, images):
+        resized = F.interpolate(image[None], size=(224, 224), mode="bicubic", antialias=True)[0]
+        expected = (resized.float() - mean) / std
+        assert torch.equal(view, expected) or torch.equal(view, expected.flip(-1))
+        flipped += not torch.equal(view, expected)
+    assert 0 < flipped < len(images)  # both cases occur with this seed
 
 
 def test_prefix_text_encoding_is_exact():
@@ -101,7 +126,8 @@ def test_checkpoint_roundtrips_through_load_clip(short_run, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     assert backbone._looks_openai(state_dict)  # OpenAI format: loads with QuickGELU
-    assert int(state_dict["input_resolution"]) == 224 and int(state_dict["context_length"]) == 77
+    assert int(state_dict["input_resolution"]) == short_run.model.visual.image_size[0]
+    assert int(state_dict["context_length"]) == short_run.model.context_length
     assert all(v.dtype == torch.float32 for k, v in state_dict.items() if k not in backbone._OPENAI_META_KEYS)
 
     model, tokenizer = load_clip("tiny", pretrained=str(path))
@@ -115,8 +141,8 @@ def test_checkpoint_roundtrips_through_load_clip(short_run, tmp_path):
     assert logit_scale(model) == pytest.approx(logit_scale(source), rel=1e-6)
 
 
-def test_same_seed_same_weights(synthetic_root):
-    a = tp.pretrain_tiny_clip(synthetic_root, steps=3, batch_size=8, seed=5, log_every=0)
+def test_same_seed_same_weights(synthetic_root, three_steps_seed5):
+    a = three_steps_seed5
     b = tp.pretrain_tiny_clip(synthetic_root, steps=3, batch_size=8, seed=5, log_every=0)
     c = tp.pretrain_tiny_clip(synthetic_root, steps=3, batch_size=8, seed=6, log_every=0)
     assert a.losses == b.losses
@@ -148,14 +174,20 @@ def _cli():
     return module
 
 
-def test_cli_writes_loadable_checkpoint(synthetic_root, tmp_path, capsys):
+def test_cli_writes_the_checkpoint_of_its_arguments(synthetic_root, three_steps_seed5, tmp_path, capsys):
+    """The CLI passes its arguments through: its file is the API's checkpoint of the same run, byte for byte."""
     out = tmp_path / "sub" / "tiny.pt"
-    assert _cli().main(["--data", synthetic_root, "--output", str(out), "--steps", "3", "--batch-size", "8"]) == 0
-    assert out.is_file()
+    args = ["--data", synthetic_root, "--output", str(out), "--steps", "3", "--batch-size", "8", "--seed", "5"]
+    assert _cli().main(args) == 0
+    expected = tp.save_openai_checkpoint(three_steps_seed5.model, tmp_path / "api.pt")
+    assert out.read_bytes() == (tmp_path / "api.pt").read_bytes() and expected
     printed = capsys.readouterr().out
-    assert "zero-shot accuracy, PACS sketch (held out" in printed
-    model, _ = load_clip("tiny", pretrained=str(out))
-    assert model.visual.conv1.weight.shape == (64, 3, 32, 32)
+    accuracy = tp.zero_shot_accuracy(three_steps_seed5.model, synthetic_root, "sketch")
+    assert f"zero-shot accuracy, PACS sketch (held out), 'a photo of a {{}}.': {accuracy:.1f}%" in printed
+    model, _ = load_clip("tiny", pretrained=str(out))  # loadable
+    state = model.state_dict()
+    for key, value in three_steps_seed5.model.state_dict().items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0)
 
 
 def test_cli_reports_missing_data(tmp_path, capsys):
