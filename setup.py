@@ -12,5 +12,5 @@ setup(
         "regex>=2023.0", "tqdm>=4.60", "scikit-learn>=1.3", "numpy>=1.24", "pillow>=9.0",
         "matplotlib>=3.7", "safetensors>=0.4",
     ],
-    entry_points={"console_scripts": ["croft-train=croft.train:main"]},
+    entry_points={"console_scripts": ["croft-train=croft.train:main", "croft-predict=croft.predict:main"]},
 )

@@ -19,6 +19,18 @@ PRETRAINED_OPTS=()
 [ -n "${PRETRAINED:-}" ] && PRETRAINED_OPTS+=(MODEL.BACKBONE.PRETRAINED "${PRETRAINED}")
 read -r -a EXTRA <<< "${EXTRA_OPTS:-}"
 
+# cfg_value [--short-floats] DATASET_YAML TRAINER_YAML KEY...: the merged value of each KEY, one a line.
+# Method defaults live in the YAMLs; the scripts read them only to name the run folders.
+cfg_value() {
+    "${PYTHON}" "${REPO_ROOT}/scripts/cfg_value.py" "$@"
+}
+
+# as_float VALUE: a whole number with a decimal point (15 -> 15.0), anything else unchanged; for float
+# keys on the command line, which plain yacs rejects as ints (run folders keep the value as given).
+as_float() {
+    if [[ "$1" =~ ^[-+]?[0-9]+$ ]]; then echo "$1.0"; else echo "$1"; fi
+}
+
 # run_one OUTDIR ARGS... : train + evaluate unless OUTDIR/results.json exists.
 # A crashed run (no results.json) is redone from its last checkpoint.
 run_one() {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Setup-I grid of a baseline (reference-spec §4.1): ImageNet46, seeds 1-3 x shots {1, 16, 32},
+# The Setup-I grid of a baseline: ImageNet46, seeds 1-3 x shots {1, 16, 32},
 # the method's default hyper-parameters; finished runs (results.json) are skipped.
 # usage: bash scripts/setup1_grid.sh scripts/<method>/<method>_imagenet.sh
 # Optional environment: SEEDS, SHOTS_LIST (space-separated), CFG (default ViT_ep30),

@@ -1,4 +1,4 @@
-"""Independent numerical tests of the CRoFT objective (reference-spec §1.3–1.7, §8).
+"""Independent numerical tests of the CRoFT objective (docs/method.md §1.3–§4.2, §5).
 
 Every expected value below is re-derived in this file from the spec's prose: row
 normalisation, cross-entropy, logsumexp, the EDR energy gradient (through the closed form of
@@ -23,7 +23,7 @@ from croft.trainers.croft_objective import (
 )
 
 EPS = 1e-6      # spec notation: norm(v) = v / (1e-6 + ||v||)
-DELTA = 1e-4    # spec §1.6: Delta = 1e-4 * 1
+DELTA = 1e-4    # docs/method.md §3: Delta = 1e-4 * 1
 F64 = torch.float64
 
 B, C, D = 8, 4, 6

@@ -130,7 +130,7 @@ def test_vlcs_domains_are_case_insensitive(synthetic_root):
         assert ds.classnames == sorted(VLCS_CLASSES)
         assert ds.target_domains == ["caltech"] and ds.source_domains == ["pascal", "labelme", "sun"]
     assert all(s == sets[0] for s in sets) and len(sets[0]) == 5 * 6
-    # Domain indices from the upper-case folders, in the reference's order (spec §3.3, §7.16).
+    # Domain indices from the upper-case folders, in the reference's order (docs/method.md §7.3).
     folder_index = {"CALTECH": 0, "PASCAL": 1, "LABELME": 2, "SUN": 3}
     for d in ds.train_x + ds.val + ds.test:
         folder = d.impath.split(os.sep)[-3]
@@ -318,7 +318,12 @@ def test_error_held_out_domain_folder_missing(synthetic_root, tmp_path):
     shutil.rmtree(os.path.join(root, "PACS", "images", "sketch"))
     with pytest.raises(FileNotFoundError, match=r"no folder for the held-out domain 'sketch' in .*PACS.images"):
         build(root, DATASET__TARGET_DOMAINS=("sketch",))
-    assert build(root, DATASET__TARGET_DOMAINS=("photo",)).source_domains == ["art_painting", "cartoon"]
+    # with sketch held out no more, its folder is a missing *source* domain: an error, never a
+    # silently smaller training set
+    with pytest.raises(DatasetError, match=r"source domain\(s\) \['sketch'\] have no training or val image"):
+        build(root, DATASET__TARGET_DOMAINS=("photo",))
+    assert build(root, DATASET__TARGET_DOMAINS=("photo",), DATASET__SOURCE_DOMAINS=("art_painting", "cartoon")
+                 ).source_domains == ["art_painting", "cartoon"]
 
 
 def test_error_domain_folder_without_domains(tmp_path):

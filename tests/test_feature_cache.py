@@ -1,4 +1,4 @@
-"""The on-disk feature cache (DESIGN §5, croft/engine/feature_cache.py).
+"""The on-disk feature cache (docs/architecture.md, "Feature cache"; croft/data/feature_cache.py).
 
 End to end on synthetic PACS with the tiny backbone: cached and uncached runs agree, cached
 training never runs the image encoder, a second run reuses every entry, corrupt files are

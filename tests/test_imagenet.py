@@ -299,7 +299,7 @@ def test_setup1_sweep_results_and_table(synthetic_root, tmp_path):
         assert ref["closed_set"]["per_domain"][v] == pytest.approx(closed["per_domain"][v])
     for v in ("imagenet_a", "imagenet_r"):
         assert ref["closed_set"]["per_domain"][v] <= closed["per_domain"][v] + 1e-9
-    # Detection ID side: the test split under `standard`, the val split under `reference` (spec §2.7).
+    # Detection ID side: the test split under `standard`, the val split under `reference` (docs/protocols.md §4).
     from croft.results.io import load_scores
     ref_dataset = build(synthetic_root, tmp_path / "split_check", 1, "TEST.OOD_PROTOCOL", "reference")
     std_dataset = build(synthetic_root, tmp_path / "split_check_std", 1)

@@ -1,4 +1,4 @@
-"""Per-epoch LR schedules and the SGD optimizer (reference-spec §0.4, §2.2, §8.5).
+"""Per-epoch LR schedules and the SGD optimizer (docs/method.md §4.3).
 
 The expected sequences are written out here from the spec's prose; the scheduler is stepped
 once per epoch, and the LR used during epoch e is read before that epoch's step.
@@ -52,7 +52,7 @@ def test_croft_schedule_constant_warmup_then_cosine():
     lrs, _ = epoch_lrs(cfg)
     expected = [1e-5] + [0.5 * 0.002 * (1 + math.cos(math.pi * (e - 1) / 30)) for e in range(1, 30)]
     assert_seq(lrs, expected, 1e-12)
-    # spot values quoted in spec §2.2 / §8
+    # spot values of the reference schedule (docs/method.md §4.3)
     for e, value in ((0, 1e-5), (1, 0.002), (2, 0.0019945), (3, 0.0019781), (29, 2.185e-5)):
         assert abs(lrs[e] - value) <= 1e-7, (e, lrs[e], value)
     # the cosine counter starts at 0 right after the warmup epoch, so epoch 1 is the peak

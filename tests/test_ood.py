@@ -226,7 +226,7 @@ def test_reference_metrics_uses_only_correct_id():
     for key in ("auroc", "aupr_in", "aupr_out"):
         assert ref[key] == pytest.approx(sub[key], abs=1e-9)
     assert ref["fpr95"] == pytest.approx(reference_energy_fpr(id_s[correct], ood_s)[0], abs=1e-12)
-    # excluding misclassified ID samples flatters the detector (spec §7 item 20)
+    # excluding misclassified ID samples flatters the detector (docs/protocols.md §4.4)
     full = ood_metrics(id_s, ood_s)
     assert ref["auroc"] > full["auroc"] + 5
     assert ref["fpr95"] < full["fpr95"]
@@ -247,7 +247,7 @@ def test_reference_metrics_bad_mask():
 
 
 # ----------------------------------------------------------------------------------------------
-# metrics: Hendrycks-style FPR at recall (spec §2.10)
+# metrics: Hendrycks-style FPR at recall (docs/protocols.md §5.5)
 # ----------------------------------------------------------------------------------------------
 
 def test_hendrycks_hand_cases():

@@ -77,11 +77,11 @@ def test_reference_and_standard_protocols_differ_where_the_spec_says(synthetic_r
     np.testing.assert_array_equal(std["energy/id"], ref["energy/id"])
     correct = ref["correct/id"].astype(bool)
     assert 0 < correct.sum() < len(correct), "need both correct and wrong ID samples for this test"
-    # ...but the reference encodes open-set images with the training augmentation (spec §8.10).
+    # ...but the reference encodes open-set images with the training augmentation (docs/protocols.md §4.3).
     assert not np.allclose(std["energy/ood/DTD"], ref["energy/ood/DTD"])
     for score in ("energy", "mcm", "max_logit", "knn"):
         expected_std = ood_metrics(std[f"{score}/id"], std[f"{score}/ood/DTD"])
-        if score == "knn":  # the reference KNN script: every ID sample, Hendrycks FPR (spec §2.10)
+        if score == "knn":  # the reference KNN script: every ID sample, Hendrycks FPR (docs/protocols.md §5.5)
             expected_ref = ood_metrics(ref["knn/id"], ref["knn/ood/DTD"])
             expected_ref["fpr95"] = hendrycks_fpr_at_recall(ref["knn/id"], ref["knn/ood/DTD"])
         else:

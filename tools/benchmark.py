@@ -108,7 +108,7 @@ def throughput(args, data_root, autocast):
     from torch.utils.data import DataLoader
 
     from croft.clip import load_clip
-    from croft.config import get_cfg_default
+    from croft.config import get_cfg_default, merge_from_file
     from croft.data.images import DatumDataset
     from croft.data.datum import Datum
     from croft.data.transforms import build_transform
@@ -116,7 +116,7 @@ def throughput(args, data_root, autocast):
     device = torch.device(args.device)
     model, _ = load_clip(args.backbone, pretrained=args.pretrained, device=device)
     cfg = get_cfg_default()
-    cfg.merge_from_file(TRAINER_YAML)
+    merge_from_file(cfg, TRAINER_YAML)  # croft's merge: the trainer YAMLs inherit with _BASE_
     transform = build_transform(cfg, is_train=False)
     size = tuple(cfg.INPUT.SIZE)
     amp = (torch.autocast("cuda", dtype=torch.float16 if autocast == "fp16" else torch.bfloat16)

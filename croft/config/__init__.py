@@ -53,7 +53,7 @@ def setup_cfg(args):
     if args.resume:
         cfg.RESUME = args.resume
     if args.seed is not None and args.seed >= 0:
-        # Unlike the reference (spec §0.1), a seed of 0 is honoured.
+        # Unlike the reference (docs/method.md §8.1), a seed of 0 is honoured.
         cfg.SEED = args.seed
     if args.source_domains:
         cfg.DATASET.SOURCE_DOMAINS = list(args.source_domains)

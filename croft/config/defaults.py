@@ -263,6 +263,10 @@ _C.TRAINER.CRoFT.EVAL_RATIO_TEXT = -1.0
 _C.TRAINER.ZeroshotCLIP = CN()
 # Unsupported: zero-shot CLIP's precision is MODEL.AUTOCAST.
 _C.TRAINER.ZeroshotCLIP.PREC = "fp32"
+# Class prompts: "dataset" (follow DATASET.PROMPT_ENSEMBLE), "template" (DATASET.PROMPT_TEMPLATE
+# alone) or "ensemble" (the 7 templates). imagenet46.yaml sets "template", the original's zero-shot
+# CLIP prompt on ImageNet46 (docs/differences.md, "Prompts per method").
+_C.TRAINER.ZeroshotCLIP.PROMPTS = "dataset"
 
 # ---- baselines (README.md, "Methods"). PREC of the prompt learners: precision of the text
 # tower that the prompts pass through ("fp16" casts it to half, "amp" autocasts, "fp32");
@@ -292,6 +296,9 @@ _C.TRAINER.CLIP_Adapter = CN()
 _C.TRAINER.CLIP_Adapter.RATIO = 0.2
 # Bottleneck width D / REDUCTION.
 _C.TRAINER.CLIP_Adapter.REDUCTION = 4
+# Class prompts, as TRAINER.ZeroshotCLIP.PROMPTS: "dataset", "template" or "ensemble".
+# imagenet46.yaml sets "template", the original CLIP-Adapter's prompt on ImageNet46.
+_C.TRAINER.CLIP_Adapter.PROMPTS = "dataset"
 
 _C.TRAINER.TIP_ADAPTER = CN()
 # Tip-Adapter's alpha (weight of the cache logits) and beta (sharpness of the key affinities).

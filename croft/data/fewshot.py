@@ -15,7 +15,9 @@ def sample_class_balanced(items, num_shots, rng=random):
     """K items per label (all of a label's items when it has fewer than K).
 
     ``num_shots < 1`` returns the input unchanged (docs/method.md §7.2). Labels are visited in
-    first-appearance order, so the result depends only on the input order and the RNG state.
+    first-appearance order, so the result depends only on the input order and the RNG state. This
+    is the original's ``generate_fewshot_dataset`` (without ``repeat``); a short class is not an
+    error here, the engine logs a warning and ``results.json`` records ``shots_used``.
     """
     if num_shots < 1:
         return list(items)
@@ -26,21 +28,32 @@ def sample_class_balanced(items, num_shots, rng=random):
 
 
 def sample_reference_balance(items, num_shots, rng=random):
-    """The reference's class-agnostic "balance" sampler (docs/method.md §7.2).
+    """The original CRoFT code's class-agnostic "balance" sampler (docs/method.md §7.2,
+    docs/differences.md "Few-shot samplers").
 
-    For every label group with at least K items, draw floor(K / n_domains) items per domain
-    from the *whole* source, regardless of class. Kept only to reproduce the original runs.
+    Label groups are visited in first-appearance order. For a label with at least K items, every
+    domain of the *whole* source (in first-appearance order) contributes floor(K / n_domains) items
+    drawn regardless of class, or all of its items when it has fewer. A label with fewer than K
+    items contributes all of its own items. Kept only to reproduce the original runs: the result is
+    not class-balanced and may repeat an item.
+
+    Unlike ``sample_class_balanced``, nothing here can run short: the short cases take what exists,
+    as the original did. A class that ends up with no item is reported by the dataset reader
+    (every label must appear in ``train_x``).
     """
     if num_shots < 1:
         return list(items)
     by_domain = group_by(items, lambda d: d.domain)
+    if not by_domain:
+        return []
     per_domain = math.floor(num_shots / len(by_domain))
     out = []
     for group in group_by(items, lambda d: d.label).values():
         if len(group) < num_shots:
+            out.extend(group)
             continue
         for domain_items in by_domain.values():
-            out.extend(rng.sample(domain_items, per_domain))
+            out.extend(rng.sample(domain_items, per_domain) if len(domain_items) >= per_domain else domain_items)
     return out
 
 

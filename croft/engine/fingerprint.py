@@ -115,13 +115,35 @@ def make_fingerprint(cfg):
     return {"hash": digest(values), "training_hash": digest(training_values(values)), "values": values}
 
 
+_ABSENT = "<absent>"
+
+
+def _defaults():
+    from ..config import get_cfg_default
+
+    return dict(_flatten(get_cfg_default()))
+
+
 def differences(stored, current, training_only=False):
-    """``[(key, stored value, current value)]`` where two fingerprints' values differ."""
+    """``[(key, stored value, current value)]`` where two fingerprints' values differ.
+
+    A key that one fingerprint lacks (a key added to croft after that run) counts as its default
+    value, so adding a config key does not invalidate earlier runs that used its default behaviour.
+    """
     a, b = stored.get("values", {}), current.get("values", {})
     if training_only:
         a, b = training_values(a), training_values(b)
-    return [(k, a.get(k, "<absent>"), b.get(k, "<absent>")) for k in sorted(set(a) | set(b)) if a.get(k, "<absent>")
-            != b.get(k, "<absent>")]
+    defaults = _defaults()
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        old, new = a.get(key, _ABSENT), b.get(key, _ABSENT)
+        if old == _ABSENT and key in defaults:
+            old = defaults[key]
+        if new == _ABSENT and key in defaults:
+            new = defaults[key]
+        if old != new:
+            diffs.append((key, old, new))
+    return diffs
 
 
 def describe(diffs, limit=12):

@@ -64,11 +64,14 @@ class TrainerBase:
     #: False for evaluation-only methods (zero-shot CLIP).
     trains = True
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, dataset=None, device=None):
+        """``dataset``: an already built dataset (default: build it from the config); one with
+        ``has_items = False`` (class names only, as :mod:`croft.predict` passes) builds the models
+        but no data manager. ``device``: override of the device chosen from ``USE_CUDA``."""
         self.cfg = cfg
         self.logger = get_logger()
         use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
-        self.device = torch.device("cuda" if use_cuda else "cpu")
+        self.device = torch.device(device if device is not None else ("cuda" if use_cuda else "cpu"))
         self.output_dir = cfg.OUTPUT_DIR
         self._models = OrderedDict()
         self._optims = OrderedDict()
@@ -80,13 +83,19 @@ class TrainerBase:
         self.best_val_accuracy = None
         self.timing = {"train_s": 0.0, "eval_s": 0.0}
         self.fingerprint = make_fingerprint(cfg)
-        self.dataset = build_dataset(cfg)
-        verify_images(self.dataset, cfg.DATASET.NAME)
-        self.warn_about_shots()
+        if dataset is None:
+            self.dataset = build_dataset(cfg)
+            verify_images(self.dataset, cfg.DATASET.NAME)
+            self.warn_about_shots()
+        else:
+            self.dataset = dataset
         self.num_classes = self.dataset.num_classes
         self.classnames = self.dataset.classnames
         self.build_model()
-        self.build_data_loader()
+        if getattr(self.dataset, "has_items", True):
+            self.build_data_loader()
+        else:  # models only (croft.predict): no data manager, no loaders
+            self.dm = self.train_loader_x = self.val_loader = self.test_loader = None
 
     @classmethod
     def check_cfg(cls, cfg):
@@ -295,11 +304,13 @@ class TrainerBase:
 
     def evaluate_and_write_results(self):
         """Evaluate the deployed model (final inference settings) and write the run folder's results."""
+        from ..evaluation.detector import write_detector
         from ..evaluation.evaluator import Evaluator
         from ..results.writer import build_results, run_metadata, write_run
 
         started = time.time()
         evaluation = Evaluator(self.cfg, self.dataset, self.dm, self, FINAL).evaluate()
+        write_detector(self)  # thresholds for croft-predict (docs/predict.md), before results.json
         cfg = self.cfg
         title = f"{cfg.TRAINER.NAME} {cfg.DATASET.NAME} {cfg.TEST_ENV}" if cfg.TEST.PLOT else None
         self.timing["eval_s"] += time.time() - started

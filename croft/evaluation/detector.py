@@ -35,9 +35,9 @@ DEFAULT_TPR = 0.95
 THRESHOLD_RULE = ("threshold = the ceil(tpr * n)-th largest of the n ID scores; a sample is unknown when its "
                   "score is < threshold (every score: higher = more in-distribution)")
 LOGIT_CONVENTION = ("logits are CLIP's logit scale times cosine similarities (already scaled), from the final "
-                    "inference settings; confidence = max softmax(logits); energy = logsumexp(logits); "
-                    "max_logit = max(logits); mcm = max softmax(cos(image, text) / TEST.MCM_TEMPERATURE); "
-                    "knn = -||q - b_k|| over L2-normalised features and the stored bank")
+                    "inference settings; confidence = max softmax(logits); energy = logsumexp(logits); the scores "
+                    "are those of croft.ood.scores (docs/protocols.md §3), higher = more in-distribution; knn uses "
+                    "the stored bank and k")
 
 
 def check_tpr(tpr):
@@ -84,6 +84,24 @@ def detector_score_names(cfg):
     """The scores thresholded: ``energy`` first (always computable), then ``TEST.OOD_SCORES`` in order."""
     names = ["energy"] + [s for s in cfg.TEST.OOD_SCORES if s != "energy"]
     return list(dict.fromkeys(names))
+
+
+def score_probe(names, mcm_temperature=1.0):
+    """``{score: [4 floats]}``: each score on a fixed synthetic input (seeded, on the CPU).
+
+    detector.json stores it; ``croft.predict`` recomputes it and refuses the thresholds of a score
+    whose definition changed since the run (its stored thresholds would no longer apply).
+    """
+    import torch
+
+    from .inference import Outputs
+    from .scores import ScoreContext, compute_scores
+
+    gen = torch.Generator().manual_seed(0)
+    outputs = Outputs(logits=3.0 * torch.randn(4, 5, generator=gen), features=torch.randn(4, 8, generator=gen),
+                      labels=torch.zeros(4, dtype=torch.long), text_features=torch.randn(5, 8, generator=gen))
+    context = ScoreContext(knn_bank=torch.randn(6, 8, generator=gen), knn_k=2, mcm_temperature=mcm_temperature)
+    return {name: [float(v) for v in values] for name, values in compute_scores(outputs, names, context).items()}
 
 
 def write_detector(trainer, tpr=DEFAULT_TPR):
@@ -160,6 +178,7 @@ def write_detector(trainer, tpr=DEFAULT_TPR):
         "logits": {"convention": LOGIT_CONVENTION, "logit_scale": getattr(trainer, "logit_scale", None),
                    "mcm_temperature": cfg.TEST.MCM_TEMPERATURE, "inference": "final"},
         "backbone": backbone_identity(trainer),
+        "score_probe": score_probe(names, cfg.TEST.MCM_TEMPERATURE),
     }
     if knn is not None:
         detector["knn"] = knn

@@ -2,10 +2,14 @@
 
 ``a(x) = ReLU(ReLU(x W1) W2)`` with ``W1: D -> D/REDUCTION`` and ``W2: D/REDUCTION -> D`` (no
 biases), ``x' = RATIO * a(x) + (1 - RATIO) * x`` on the raw CLIP image feature, logits
-``s * cos(x', t_c)`` with CLIP's logit scale. The class text features come from
-``DATASET.PROMPT_TEMPLATE`` (or the 7-template ensemble with ``DATASET.PROMPT_ENSEMBLE``) and are
-computed once: the text side is constant. CE loss. Both encoders are frozen, so training and
-evaluation run on (cached) image features.
+``s * cos(x', t_c)`` with CLIP's logit scale. The class text features are computed once (the text
+side is constant) from ``TRAINER.CLIP_Adapter.PROMPTS``: ``"dataset"`` (default: follow
+``DATASET.PROMPT_ENSEMBLE``), ``"template"`` (``DATASET.PROMPT_TEMPLATE`` alone) or ``"ensemble"``.
+The original CLIP-Adapter used the single template ``"a photo of a {}."`` on every dataset it
+could run (ImageNet46 included; ImageNetOOD46 was a KeyError there), so
+``configs/datasets/imagenet46.yaml`` sets ``"template"`` (docs/differences.md, "Prompts per
+method"). CE loss. Both encoders are frozen, so training and evaluation run on (cached) image
+features.
 """
 import torch
 import torch.nn.functional as F
@@ -15,6 +19,7 @@ from ..clip.feature_math import normalize
 from ..engine.trainer import TRAINER_REGISTRY
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .clip_base import FrozenCLIPTrainer
+from .zsclip import check_prompts
 
 
 class BottleneckAdapter(nn.Module):
@@ -39,11 +44,12 @@ class CLIPAdapter(FrozenCLIPTrainer):
         if cfg.TRAINER.CLIP_Adapter.REDUCTION < 1:
             raise ValueError(f"invalid value for 'TRAINER.CLIP_Adapter.REDUCTION': "
                              f"{cfg.TRAINER.CLIP_Adapter.REDUCTION}; expected >= 1")
+        check_prompts(cfg.TRAINER.CLIP_Adapter.PROMPTS, "TRAINER.CLIP_Adapter.PROMPTS")
 
     def build_model(self):
         cfg = self.cfg.TRAINER.CLIP_Adapter
         self.load_backbone()
-        self.text = normalize(self.class_text_features())
+        self.text = normalize(self.class_text_features(cfg.PROMPTS))
         self.adapter = BottleneckAdapter(self.feat_dim, cfg.REDUCTION).to(self.device)
         self.register_model("adapter", self.adapter, *self.build_optimizer_and_scheduler(self.adapter))
 
@@ -67,7 +73,7 @@ class CLIPAdapter(FrozenCLIPTrainer):
 
     def hparams(self):
         cfg = self.cfg.TRAINER.CLIP_Adapter
-        hp = {"ratio": cfg.RATIO, "reduction": cfg.REDUCTION, "ensemble": self.cfg.DATASET.PROMPT_ENSEMBLE}
-        if not self.cfg.DATASET.PROMPT_ENSEMBLE:
+        hp = {"ratio": cfg.RATIO, "reduction": cfg.REDUCTION, "ensemble": self.prompt_ensemble}
+        if not self.prompt_ensemble:
             hp["template"] = self.cfg.DATASET.PROMPT_TEMPLATE
         return hp

@@ -42,9 +42,22 @@ class FrozenCLIPTrainer(TrainerBase):
         return EncoderSource(self.image_encoder, self.device, self.cfg.DATALOADER.NUM_WORKERS, pin_memory=pin)
 
     def class_text_features(self, ensemble=None):
-        """Raw single-template features, or the unit-norm 7-template ensemble (``docs/method.md`` §1.2)."""
+        """Class text features (``docs/method.md`` §1.2): the raw features of the single template
+        ``DATASET.PROMPT_TEMPLATE``, or the unit-norm 7-template ensemble.
+
+        ``ensemble`` is True / False, or a trainer's prompt choice (its ``TRAINER.<NAME>.PROMPTS``
+        key): ``"ensemble"``, ``"template"`` or ``"dataset"``. ``None`` and ``"dataset"`` follow
+        ``DATASET.PROMPT_ENSEMBLE``. The choice made is kept as ``self.prompt_ensemble`` (for
+        ``hparams``). Which method used which prompt in the original: docs/differences.md.
+        """
+        choices = {"dataset": None, "template": False, "ensemble": True}
+        if isinstance(ensemble, str):
+            if ensemble not in choices:
+                raise ValueError(f"invalid prompt choice {ensemble!r}; expected one of {list(choices)}")
+            ensemble = choices[ensemble]
         template = self.cfg.DATASET.PROMPT_TEMPLATE
-        ensemble = self.cfg.DATASET.PROMPT_ENSEMBLE if ensemble is None else ensemble
+        ensemble = bool(self.cfg.DATASET.PROMPT_ENSEMBLE if ensemble is None else ensemble)
+        self.prompt_ensemble = ensemble
 
         def compute():
             return text_features(self.clip_model, self.tokenizer, self.classnames, template=template,
@@ -53,5 +66,5 @@ class FrozenCLIPTrainer(TrainerBase):
         if self.feature_cache is None:
             return compute()
         key = {"what": "class_text_features", "classnames": list(self.classnames),
-               "template": None if ensemble else template, "ensemble": bool(ensemble)}
+               "template": None if ensemble else template, "ensemble": ensemble}
         return self.feature_cache.cached_tensor("text", key, compute).to(self.device)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CoCoOp on the Setup-I grid (reference-spec §4.1): ImageNet46, seeds 1-3 x shots {1, 16, 32},
+# CoCoOp on the Setup-I grid: ImageNet46, seeds 1-3 x shots {1, 16, 32},
 # the method's default hyper-parameters; finished runs (results.json) are skipped.
 # usage: DATA=/path bash scripts/cocoop/run_setup1.sh     (then: python tools/collect_results.py output/CoCoOp)
 # Optional environment: SEEDS, SHOTS_LIST (space-separated), CFG (default ViT_ep30),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CRoFT on ImageNet, Setup-I (reference-spec §4.1): one training run, evaluated on ImageNet (ID),
+# CRoFT on ImageNet, Setup-I: one training run, evaluated on ImageNet (ID),
 # ImageNet-V2/-Sketch/-A/-R and the new-class open-set images.
 # usage: DATA=/path bash scripts/croft/croft.sh DATASET CFG SEED SHOTS LAMBDA1 LAMBDA2 GEN_STEP [KEY VALUE ...]
 #   DATASET  dataset config name in configs/datasets (imagenet46)
@@ -9,13 +9,12 @@
 # give each protocol its own OUTPUT, since the folder name does not include it.
 # Output: $OUTPUT/CRoFT/<DATASET>_<LAMBDA1>_<LAMBDA2>/seed<SEED>/shots<SHOTS>/ (skipped if results.json exists)
 source "$(dirname "$0")/../common.sh"
-if [ $# -lt 7 ]; then sed -n '2,11p' "$0"; exit 2; fi
+if [ $# -lt 7 ]; then sed -n '2,10p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4; LAMBDA1=$5; LAMBDA2=$6; GEN_STEP=$7
 shift 7
 run_one "${OUTPUT}/CRoFT/${DATASET}_${LAMBDA1}_${LAMBDA2}/seed${SEED}/shots${SHOTS}" \
     --seed "${SEED}" --trainer CRoFT \
     --dataset-config-file "${REPO_ROOT}/configs/datasets/${DATASET}.yaml" \
     --config-file "${REPO_ROOT}/configs/trainers/CRoFT/${CFG}.yaml" \
-    DATASET.NUM_SHOTS "${SHOTS}" TRAINER.CRoFT.WCCF True TRAINER.CRoFT.gen_step "${GEN_STEP}" \
-    TRAINER.CRoFT.ratio 0.2 TRAINER.CRoFT.ratio_text 0.5 \
-    TRAINER.CRoFT.lambda1 "${LAMBDA1}" TRAINER.CRoFT.lambda2 "${LAMBDA2}" "$@"
+    DATASET.NUM_SHOTS "${SHOTS}" TRAINER.CRoFT.gen_step "${GEN_STEP}" \
+    TRAINER.CRoFT.lambda1 "$(as_float "${LAMBDA1}")" TRAINER.CRoFT.lambda2 "$(as_float "${LAMBDA2}")" "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The reference's Setup-I grid (reference-spec §4.1): ImageNet46 with ViT-B/16 (ViT_ep30),
+# The reference's Setup-I grid: ImageNet46 with ViT-B/16 (ViT_ep30),
 # seeds 1-3 x shots {1, 16, 32} x lambda1 x lambda2 in {1,5,10,15,20}^2 = 225 runs;
 # gen_step 10 for 1 shot, 1 otherwise. Each run evaluates ID accuracy, the four variants and the
 # open-set detection itself (no separate test script); finished runs (results.json) are skipped.

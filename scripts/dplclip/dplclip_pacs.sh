@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
-# DPLCLIP on PACS (and, through dplclip_vlcs.sh, VLCS), leave-one-domain-out over the 4 held-out domains (Setup-II, reference-spec §4.3, §6).
+# DPLCLIP on PACS (and, through dplclip_vlcs.sh, VLCS), leave-one-domain-out over the 4 held-out domains (Setup-II).
 # usage: DATA=/path bash scripts/dplclip/dplclip_pacs.sh DATASET CFG SEED SHOTS [N_CTX] [KEY VALUE ...]
 #   DATASET  dataset config name in configs/datasets (PACS, or PACS_DTD ...)
 #   CFG      trainer config in configs/trainers/DPLCLIP (rn50_ep30 or ViT_ep30)
-#   N_CTX    domain-prompt tokens; default 16 (TRAINER.DPLCLIP.N_CTX)
+#   N_CTX    domain-prompt tokens; default: the config's TRAINER.DPLCLIP.N_CTX
 # Open-set sets: DTD, Food101 and Caltech101 are evaluated after training (DATASET.OOD_SETS).
 # Output: $OUTPUT/DPLCLIP/<DATASET>_<CFG>_<N_CTX>/test_on_<domain>/seed<SEED>/shots<SHOTS>/
 source "$(dirname "$0")/../common.sh"
 if [ $# -lt 4 ]; then sed -n '2,8p' "$0"; exit 2; fi
 DATASET=$1; CFG=$2; SEED=$3; SHOTS=$4
-N_CTX=${5:-16}
+DATASET_YAML="${REPO_ROOT}/configs/datasets/${DATASET}.yaml"
+TRAINER_YAML="${REPO_ROOT}/configs/trainers/DPLCLIP/${CFG}.yaml"
+OPTS=()
+[ -n "${5:-}" ] && OPTS+=(TRAINER.DPLCLIP.N_CTX "$5")
+N_CTX=${5:-$(cfg_value "${DATASET_YAML}" "${TRAINER_YAML}" TRAINER.DPLCLIP.N_CTX)}
 shift $(( $# < 5 ? $# : 5 ))
 # Held-out domains: PACS's by default; scripts/dplclip/dplclip_vlcs.sh sets VLCS's.
 for DOMAIN in ${HELDOUT_DOMAINS:-sketch photo cartoon art_painting}; do
     run_one "${OUTPUT}/DPLCLIP/${DATASET}_${CFG}_${N_CTX}/test_on_${DOMAIN}/seed${SEED}/shots${SHOTS}" \
         --seed "${SEED}" --trainer DPLCLIP \
-        --dataset-config-file "${REPO_ROOT}/configs/datasets/${DATASET}.yaml" \
-        --config-file "${REPO_ROOT}/configs/trainers/DPLCLIP/${CFG}.yaml" \
+        --dataset-config-file "${DATASET_YAML}" --config-file "${TRAINER_YAML}" \
         DATASET.NUM_SHOTS "${SHOTS}" TEST_ENV "test_on_${DOMAIN}.json" \
         DATASET.OOD_SETS "['DTD', 'Food101', 'Caltech101']" \
-        TRAINER.DPLCLIP.N_CTX "${N_CTX}" "$@"
+        "${OPTS[@]}" "$@"
 done

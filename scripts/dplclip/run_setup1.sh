@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# DPLCLIP on the Setup-I grid (reference-spec §4.1): ImageNet46, seeds 1-3 x shots {1, 16, 32},
+# DPLCLIP on the Setup-I grid: ImageNet46, seeds 1-3 x shots {1, 16, 32},
 # the method's default hyper-parameters; finished runs (results.json) are skipped.
 # usage: DATA=/path bash scripts/dplclip/run_setup1.sh     (then: python tools/collect_results.py output/DPLCLIP)
 # Optional environment: SEEDS, SHOTS_LIST (space-separated), CFG (default ViT_ep30),

@@ -19,8 +19,16 @@ Sets: ``train_x = SAMPLERS[DATASET.FEWSHOT_SAMPLER](train, NUM_SHOTS)``, then
 ``val = sample_class_balanced(val, VAL_SHOTS if VAL_SHOTS > 0 else NUM_SHOTS)``, ``test`` = the
 whole held-out domain, ``test_sets = {held-out domain: test}``, and ``ood`` = the open-set sets
 named in ``DATASET.OOD_SETS`` (:func:`croft.data.datasets.openset.load_ood_sets`, seed key
-``"canonical"``). Sampling draws from Python's ``random``, which the engine seeds from ``SEED``
-before building the dataset.
+``"canonical"``). The few-shot draws use Python's ``random``, which the engine seeds from ``SEED``
+before building the dataset; the open-set draws use their own generators and leave it untouched.
+
+Samplers (``croft/data/fewshot.py``): ``class_balanced`` takes K per class, or every image of a
+class that has fewer; ``reference_balance`` follows the original's rule, short classes and short
+domains included (every image of a class with fewer than K, every image of a domain with fewer
+than floor(K / n_domains)). With either, a class with no training image at all is an error.
+The configs/datasets/VLCS*.yaml files set ``DATASET.VAL_SHOTS 16``: the original's VLCS val is
+16 per class whatever NUM_SHOTS is. PACS keeps ``-1`` (NUM_SHOTS per class), as the original's
+PACS. See docs/differences.md.
 
 Config-only checks (held-out domain, TEST_ENV, SOURCE_DOMAINS for PACS/VLCS, the few-shot
 sampler, keys that only ImageNet46 reads) are in :meth:`DomainFolder.check_cfg`; the
@@ -133,6 +141,12 @@ class DomainFolder(DatasetBase):
 
         json_path = os.path.join(dataset_dir, test_env or split_file_name(held_out))
         split_files = sorted(os.path.basename(p) for p in glob.glob(os.path.join(dataset_dir, "test_on_*.json")))
+        if not os.path.isfile(json_path):
+            # Domain names match case-insensitively and through aliases, in TEST_ENV too
+            # (test_on_CALTECH -> test_on_caltech.json).
+            same = [f for f in split_files if self._canonical(f[len("test_on_"):-len(".json")]) == held_out]
+            if len(same) == 1:
+                json_path = os.path.join(dataset_dir, same[0])
         if not os.path.isfile(json_path) and split_files:
             # Some split files but not this one: a folder-built split would silently differ from them.
             raise FileNotFoundError(

@@ -43,6 +43,11 @@ does not depend on listing order, on the other classes or on the process history
   400-way A/R). ``standard``: ImageNet-A and -R are classified over the base classes they contain
   (``class_subsets``, applied by the evaluation).
 
+Under ``TEST.OOD_PROTOCOL reference`` the sets have the original's sizes and classes but not its
+images: the original drew the K shots, the val images and the 1,000 new-class images from
+Python's global ``random`` in ``os.listdir`` order (and through seedless caches), croft from the
+private generators above (docs/differences.md, "Sampling with croft's own generators").
+
 No file is cached: the folders are listed (sorted) on every run. Config-only checks (SEED,
 variants, keys that do not apply to ImageNet) are in :meth:`ImageNetOpenSet.check_cfg`.
 """

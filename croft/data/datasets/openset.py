@@ -184,24 +184,39 @@ def load_ood_set(name, root, id_dataset_name, per_class, protocol="standard", rn
 
 # ------------------------------------------------------------------ the configured sets of a dataset
 
-#: How a dataset seeds the class-balanced draw of each open-set set. Each dataset keeps the key
-#: it has always used, so that the same config draws the same images:
+#: How a dataset seeds the class-balanced draw of each open-set set. Each draw depends only on the
+#: set and SEED, never on the other sets of the run (so a set evaluated alone or after others gets
+#: the same images), on NUM_SHOTS or on the few-shot sampler:
 #:
 #: - ``"canonical"`` (PACS, VLCS, DomainFolder): under ``TEST.OOD_PROTOCOL standard`` a private
 #:   ``random.Random(f"ood-set/{canonical name}/{SEED}")`` (``DTD``, ``Food101``, ``Caltech101``,
-#:   whatever the spelling in ``DATASET.OOD_SETS``), so a set depends only on SEED, not on
-#:   NUM_SHOTS or the few-shot sampler; under ``reference`` Python's global ``random`` (seeded
-#:   from SEED by the engine, then used by the few-shot draws), as the original code.
+#:   whatever the spelling in ``DATASET.OOD_SETS``). Under ``reference``, the original's draw: the
+#:   original evaluated one open-set set per ``--eval-only`` run (dataset ``PACS_DTD``, ...), which
+#:   ran with ``NUM_SHOTS -1`` and so drew nothing before the open-set pick; its pick is therefore
+#:   the first draw of Python's ``random`` right after seeding with SEED, i.e. of
+#:   ``random.Random(SEED)``, which every set gets afresh (docs/differences.md, "Open-set picks
+#:   under reference"). Python's global ``random`` is never advanced. Without a seed
+#:   (SEED < 0) every set gets a copy of the global state as it was before the first set.
 #: - ``"configured"`` (ImageNet46): ``random.Random(f"ood-set/{name as written in
 #:   DATASET.OOD_SETS}/{SEED}")`` under both protocols (``dtd`` and ``DTD`` draw differently).
 OOD_SEED_KEYS = ("canonical", "configured")
 
 
-def ood_rng(name, seed, protocol, seed_key):
-    """The generator of the draw of open-set set ``name`` (as written in ``DATASET.OOD_SETS``)."""
+def ood_rng(name, seed, protocol, seed_key, state=None):
+    """The generator of the draw of open-set set ``name`` (as written in ``DATASET.OOD_SETS``).
+
+    ``state`` (``random.getstate()``) is used only under ``reference`` with the ``"canonical"`` key
+    and no seed (``seed < 0``): the returned generator then starts from that state. Every call
+    returns a new generator, so sets never share one.
+    """
     if seed_key == "canonical":
         if protocol == "reference":
-            return random
+            rng = random.Random()
+            if seed >= 0:
+                rng.seed(seed)
+            else:
+                rng.setstate(random.getstate() if state is None else state)
+            return rng
         return random.Random(f"ood-set/{canonical_ood_name(name)}/{seed}")
     if seed_key == "configured":
         return random.Random(f"ood-set/{name}/{seed}")
@@ -241,6 +256,8 @@ def load_ood_sets(cfg, default_root, default_exclude, seed_key):
     ``default_root``) with the exclusion list ``DATASET.OOD_EXCLUDE`` (``""`` =
     ``default_exclude``), at most ``DATASET.OOD_PER_CLASS`` images per class, under
     ``TEST.OOD_PROTOCOL``; ``seed_key`` (one of :data:`OOD_SEED_KEYS`) says how each draw is seeded.
+    Each set's draw is independent of the others, so ``["DTD"]`` and ``["Food101", "DTD"]`` pick the
+    same DTD images.
     """
     if seed_key not in OOD_SEED_KEYS:
         raise ValueError(f"unknown open-set seed key {seed_key!r}; expected one of {list(OOD_SEED_KEYS)}")
@@ -250,9 +267,12 @@ def load_ood_sets(cfg, default_root, default_exclude, seed_key):
     root = cfg.DATASET.OOD_ROOT or default_root
     exclude = cfg.DATASET.OOD_EXCLUDE or default_exclude
     protocol = cfg.TEST.OOD_PROTOCOL
+    # Unseeded reference runs: every set starts from the same copy of the global state.
+    state = random.getstate() if cfg.SEED < 0 else None
     ood = {}
     for name in names:
         ood[canonical_ood_name(name)] = load_ood_set(
-            name, root, exclude, cfg.DATASET.OOD_PER_CLASS, protocol, ood_rng(name, cfg.SEED, protocol, seed_key),
+            name, root, exclude, cfg.DATASET.OOD_PER_CLASS, protocol,
+            ood_rng(name, cfg.SEED, protocol, seed_key, state),
         )
     return ood
