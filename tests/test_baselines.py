@@ -123,10 +123,9 @@ def test_one_epoch_trains_only_the_method_and_writes_results(trained, name):
     assert np.isfinite(scores["energy/id"]).all()
 
 
-@pytest.mark.parametrize("name, shots", [("TIP_ADAPTER", None), ("CoOp", None), ("TIP_ADAPTER", "-1")])
+@pytest.mark.parametrize("name, shots", [("TIP_ADAPTER", None), ("CoOp", None)])
 def test_eval_only_reproduces_the_trained_model(trained, name, shots, tmp_path, monkeypatch):
-    """Also with another training set (Tip-Adapter trained with 2 shots, evaluated with all images):
-    the cache module takes the checkpoint's size, and no cache of the eval run's train_x is made."""
+    """The cache module takes the checkpoint's size, and no cache of the eval run's train_x is made."""
     import croft.trainers.tip_adapter as tip
 
     sizes = []
@@ -145,9 +144,6 @@ def test_eval_only_reproduces_the_trained_model(trained, name, shots, tmp_path, 
     evaluated = json.loads((eval_out / "results.json").read_text())
     if name == "TIP_ADAPTER":
         assert sizes == [0, len(run.trainer.dataset.train_x)]  # the placeholder, then the checkpoint's size
-    if shots is not None:
-        log = (eval_out / "log.txt").read_text()
-        assert f"holds {len(run.trainer.dataset.train_x)} cached training images (this run's train_x has " in log
     # the validation split is sampled with NUM_SHOTS too
     for key in ("val_accuracy", "test_accuracy") if shots is None else ("test_accuracy",):
         assert evaluated["closed_set"][key] == pytest.approx(trained_results["closed_set"][key])
@@ -155,6 +151,17 @@ def test_eval_only_reproduces_the_trained_model(trained, name, shots, tmp_path, 
     a, b = np.load(run.out / "scores.npz"), np.load(eval_out / "scores.npz")
     np.testing.assert_allclose(a["energy/id"], b["energy/id"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(a["energy/ood/DTD"], b["energy/ood/DTD"], rtol=1e-5, atol=1e-5)
+
+
+def test_eval_only_with_another_training_set_is_refused(trained, tmp_path, capfd):
+    """A model trained with 2 shots is not evaluated as a run of another NUM_SHOTS (its val split
+    and results.json would describe settings it was not trained with): the fingerprint refuses it."""
+    run = trained("TIP_ADAPTER")
+    eval_out = tmp_path / "eval"
+    args = eval_only_args("TIP_ADAPTER", run.trainer.cfg.DATASET.ROOT, eval_out, run.out, "DATASET.NUM_SHOTS", "-1")
+    assert main(args) == 1
+    assert "DATASET.NUM_SHOTS 2 -> -1" in capfd.readouterr().err
+    assert not (eval_out / "results.json").exists()
 
 
 @pytest.mark.parametrize("name", BASELINES)
@@ -369,7 +376,8 @@ def test_training_free_tip_adapter_writes_its_checkpoint_and_re_evaluates(synthe
     assert best["epoch"] == 0 and best["optimizer"] is None and (out / "tip_adapter" / "model.pth.tar-0").exists()
     # training-free: the checkpoint holds the cache itself
     torch.testing.assert_close(best["state_dict"]["keys.weight"], torch.load(tip_cache_file(out), weights_only=True)["keys"])
-    assert main(eval_only_args("TIP_ADAPTER", synthetic_root, eval_out, out)) == 0
+    # the same settings as the training-free run (the fingerprint would refuse others)
+    assert main(eval_only_args("TIP_ADAPTER", synthetic_root, eval_out, out, "OPTIM.MAX_EPOCH", "0")) == 0
     trained_results = json.loads((out / "results.json").read_text())
     evaluated = json.loads((eval_out / "results.json").read_text())
     assert trained_results["best_epoch"] == evaluated["best_epoch"] == 0
