@@ -3,6 +3,8 @@ import importlib.util
 import json
 import os
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -28,6 +30,9 @@ def test_benchmark_writes_throughput_and_sweep(tmp_path, capsys):
     assert set(s) >= {"uncached_s", "cached_cold_s", "cached_warm_s", "speedup_cold", "speedup_warm",
                       "metrics_identical"}
     assert s["runs"] == 1 and s["metrics_identical"] is True
+    r = report["runner"]  # one process per run vs the sweep's in-process runner, same runs
+    assert r["metrics_identical"] is True and r["per_run_subprocess_s"] > 0 and r["per_run_inprocess_s"] > 0
+    assert r["speedup"] == pytest.approx(r["per_run_subprocess_s"] / r["per_run_inprocess_s"], rel=1e-2)
     assert s["per_mode"]["cached_warm"]["feature_cache_misses"] == 0
     assert s["per_mode"]["cached_warm"]["feature_cache_hits"] == s["per_mode"]["cached_cold"]["feature_cache_misses"] > 0
     assert s["per_mode"]["uncached"]["feature_cache_hits"] == 0

@@ -263,32 +263,41 @@ def test_duplicate_class_names_are_an_error(synthetic_root, tmp_path):
 def test_setup1_sweep_results_and_table(synthetic_root, tmp_path):
     out = tmp_path / "output"
     env = dict(os.environ, DATA=synthetic_root, OUTPUT=str(out), BACKBONE="tiny", PRETRAINED="none",
-               PYTHON=sys.executable, EXTRA_OPTS=FAST, HF_HUB_OFFLINE="1", SEEDS="1", LAMBDAS="5", SHOTS_LIST="2")
+               PYTHON=sys.executable, EXTRA_OPTS=FAST, HF_HUB_OFFLINE="1")
     script = os.path.join(REPO, "scripts", "croft", "run_setup1.sh")
-    proc = subprocess.run(["bash", script], env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
+    subset = ["--only", "seed=1", "--only", "lambda1=5", "--only", "lambda2=5", "--only", "shots=1", "--no-table"]
+    proc = subprocess.run(["bash", script, *subset], env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    run_dir = out / "CRoFT" / "imagenet46_5_5" / "seed1" / "shots2"
+    found = sorted(out.glob("CRoFT/imagenet46/lambda1_5/lambda2_5/shots1_gen_step_10/seed1-*/results.json"))
+    assert len(found) == 1, sorted(str(p) for p in out.rglob("results.json"))
+    run_dir = found[0].parent
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["dataset"] == "ImageNet46" and results["seed"] == 1 and results["shots"] == 2
-    assert results["hparams"]["gen_step"] == 1 and results["hparams"]["edr_reduction"] == "sum_meansq"
+    assert results["dataset"] == "ImageNet46" and results["seed"] == 1 and results["shots"] == 1
+    # the grid zips 1 shot with 10 generator steps; the dataset YAML sets Setup-I's EDR reduction
+    assert results["hparams"]["gen_step"] == 10 and results["hparams"]["edr_reduction"] == "sum_meansq"
+    assert results["setup"] == "setup1" and run_dir.name.endswith(results["fingerprint"][:8])
     closed = results["closed_set"]
     variants = ["imagenet_v2", "imagenet_sketch", "imagenet_a", "imagenet_r"]
     assert list(closed["per_domain"]) == variants
-    assert 0 <= closed["test_accuracy"] <= 100
+    with np.load(run_dir / "scores.npz") as scores:
+        correct = scores["correct/id"]
+    assert results["protocol"] == "standard" and 100.0 * correct.mean() == pytest.approx(closed["test_accuracy"])
     assert closed["average_accuracy"] == pytest.approx(np.mean([closed["per_domain"][v] for v in variants]))
     for score in ("energy", "mcm", "max_logit", "knn"):
         assert set(results["open_set"]["ImageNet-new"][score]) >= {"auroc", "fpr95", "aupr_in", "aupr_out"}
     assert (run_dir / "class_split.json").exists()
-    proc = subprocess.run(["bash", script], env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
-    assert proc.returncode == 0 and "skip (results.json exists)" in proc.stdout
+    before = (run_dir / "results.json").read_bytes()
+    proc = subprocess.run(["bash", script, *subset], env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run_dir / "results.json").read_bytes() == before  # done: skipped, not rerun
 
     # The same model evaluated under the reference protocol (eval-only, same seed and split): ID and
     # V2/Sketch accuracies agree; A/R, classified over all base classes, can only be lower.
-    ref_dir = tmp_path / "reference" / "CRoFT" / "imagenet46_5_5" / "seed1" / "shots2"
+    ref_dir = tmp_path / "reference"
     args = ["--root", synthetic_root, "--seed", "1", "--trainer", "CRoFT", "--dataset-config-file", YAML,
             "--config-file", os.path.join(REPO, "configs", "trainers", "CRoFT", "ViT_ep30.yaml"),
             "--backbone", "tiny", "--output-dir", str(ref_dir), "--eval-only", "--model-dir", str(run_dir),
-            "DATASET.NUM_SHOTS", "2", "TRAINER.CRoFT.gen_step", "1", "TRAINER.CRoFT.lambda1", "5",
+            "DATASET.NUM_SHOTS", "1", "TRAINER.CRoFT.gen_step", "10", "TRAINER.CRoFT.lambda1", "5",
             "TRAINER.CRoFT.lambda2", "5", "MODEL.BACKBONE.PRETRAINED", "none", *FAST.split(),
             "TEST.OOD_PROTOCOL", "reference"]
     assert main(args) == 0

@@ -3,6 +3,7 @@
 
     python tools/benchmark.py [--backbone tiny|RN50|ViT-B/16] [--device cpu|cuda] [--pretrained none]
                               --output FILE.json [--work-dir DIR] [--domains ...] [--lambda2 ...] [--epochs E]
+                              [--only throughput,sweep,runner] [--runner-runs N]
 
 1. Throughput of the image encoder in images/s: model-only (random tensors already on the device)
    against end-to-end (JPEG files read, decoded and transformed by a DataLoader, then encoded),
@@ -12,9 +13,17 @@
    then cached from the warm cache into new output folders. Wall times, speed-ups, and whether the
    three sweeps wrote the same metrics (``metrics_identical``: every closed-set and open-set number
    of results.json within ``--tolerance`` percentage points, same best epoch).
+3. ``runner``: the same N warm-cache runs (the first N (domain, lambda2) pairs, ``--runner-runs``)
+   once as one ``python -m croft.train`` process per run and once through the sweep's in-process
+   runner (``croft.sweep.runner``: one process, ``croft.train.main`` per run, frozen backbone and
+   features shared): seconds per run of each, the speed-up, and whether both wrote the same metrics
+   and bit-identical scores.npz (``metrics_identical``).
+
+``--only runner`` (or ``--only sweep,runner``) runs only those sections.
 
 Writes ``{"machine": ..., "config": ..., "throughput": {...}, "sweep": {"uncached_s", "cached_cold_s",
-"cached_warm_s", "speedup_cold", "speedup_warm", "metrics_identical", ...}}`` and prints a table.
+"cached_warm_s", "speedup_cold", "speedup_warm", "metrics_identical", ...}, "runner": {"runs",
+"per_run_subprocess_s", "per_run_inprocess_s", "speedup", "metrics_identical", ...}}`` and prints a table.
 """
 import argparse
 import contextlib
@@ -24,6 +33,7 @@ import logging
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,7 +79,15 @@ def build_parser():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tolerance", type=float, default=1e-3, help="metrics_identical tolerance (percentage points)")
     p.add_argument("--skip-sweep", action="store_true")
+    # runner
+    p.add_argument("--runner-runs", type=int, default=4, help="runner section: number of runs (default 4)")
+    p.add_argument("--skip-runner", action="store_true")
+    p.add_argument("--only", default=None,
+                   help="comma-separated sections to run, from throughput,sweep,runner (default: all)")
     return p
+
+
+SECTIONS = ("throughput", "sweep", "runner")
 
 
 def machine_description(device):
@@ -243,6 +261,87 @@ def sweep(args, data_root, work, autocast):
             "max_metric_abs_diff": max_diff, "tolerance": args.tolerance, "per_mode": timing}
 
 
+def _same_run(a_dir, b_dir):
+    """Same closed-set/open-set numbers and best epoch, and bit-identical scores.npz."""
+    import numpy as np
+
+    from croft.results.io import load_scores, read_results_json
+
+    a, b = read_results_json(a_dir), read_results_json(b_dir)
+    if any(a.get(k) != b.get(k) for k in ("closed_set", "open_set", "best_epoch", "fingerprint")):
+        return False
+    sa, sb = load_scores(a_dir), load_scores(b_dir)
+    return sorted(sa) == sorted(sb) and all(np.array_equal(sa[k], sb[k]) for k in sa)
+
+
+def runner_section(args, data_root, work, autocast):
+    """N warm-cache runs: one ``python -m croft.train`` process each, then the in-process runner."""
+    from croft.config import setup_cfg
+    from croft.engine import shared
+    from croft.engine.fingerprint import make_fingerprint
+    from croft.sweep.identity import RunSpec
+    from croft.sweep.runner import run_chains
+    from croft.train import build_parser, main
+
+    runs_dir = os.path.join(work, "runs", "runner")
+    cache_dir = os.path.join(work, "cache_runner")
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    pairs = [(d, l2) for d in args.domains for l2 in args.lambda2][:max(1, args.runner_runs)]
+    extra = ["CACHE.ENABLED", "True", "CACHE.DIR", cache_dir]
+
+    def argv_of(mode, domain, lambda2):
+        out = os.path.join(runs_dir, mode, f"{domain}/lambda2_{lambda2:g}")
+        return out, _run_args(args, data_root, out, domain, lambda2, autocast, extra)
+
+    # 1. warm the feature cache (a plain in-process pass, no sharing: not timed)
+    shared.disable_sharing()
+    for domain, lambda2 in pairs:
+        out, argv = argv_of("warmup", domain, lambda2)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            rc = main(argv)
+        if rc != 0:
+            raise RuntimeError(f"runner warm-up run {out} failed (rc {rc}); see {out}/log.txt")
+    # 2. one process per run
+    env = dict(os.environ, HF_HUB_OFFLINE="1", CROFT_CACHE_DIR=cache_dir)
+    if args.threads > 0:
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    sub_dirs = []
+    started = time.perf_counter()
+    for domain, lambda2 in pairs:
+        out, argv = argv_of("subprocess", domain, lambda2)
+        proc = subprocess.run([sys.executable, "-m", "croft.train", *argv], env=env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"runner subprocess run {out} failed (rc {proc.returncode}):\n{proc.stderr[-2000:]}")
+        sub_dirs.append(out)
+    subprocess_s = time.perf_counter() - started
+    # 3. the in-process runner (what croft-sweep's local launcher executes)
+    specs = []
+    parser = build_parser()
+    for domain, lambda2 in pairs:
+        out, argv = argv_of("inprocess", domain, lambda2)
+        fingerprint = make_fingerprint(setup_cfg(parser.parse_args(argv)))["hash"]
+        flags = [a for i, a in enumerate(argv) if not (a == "--output-dir" or (i and argv[i - 1] == "--output-dir"))]
+        specs.append(RunSpec(key=out, out_dir=out, root="", flags=flags, opts=[], fingerprint=fingerprint,
+                             stage="train", parent_key=None))
+    outcomes = []
+    started = time.perf_counter()
+    try:
+        run_chains([[spec] for spec in specs], outcomes.append)
+    finally:
+        shared.disable_sharing()
+    inprocess_s = time.perf_counter() - started
+    failed = [o for o in outcomes if o["state"] != "done"]
+    if failed:
+        raise RuntimeError(f"runner in-process run {failed[0]['key']} failed: {failed[0]['message']}")
+    identical = all(_same_run(a, spec.out_dir) for a, spec in zip(sub_dirs, specs))
+    n = len(pairs)
+    return {"runs": n, "epochs": args.epochs, "shots": args.shots, "threads": args.threads,
+            "subprocess_s": round(subprocess_s, 3), "inprocess_s": round(inprocess_s, 3),
+            "per_run_subprocess_s": round(subprocess_s / n, 3), "per_run_inprocess_s": round(inprocess_s / n, 3),
+            "speedup": round(subprocess_s / inprocess_s, 2), "metrics_identical": bool(identical)}
+
+
 def format_table(report):
     lines = []
     t = report.get("throughput")
@@ -266,6 +365,16 @@ def format_table(report):
                          f"{m['feature_cache_misses']} |")
         lines.append(f"metrics identical: {s['metrics_identical']} (max |diff| {s['max_metric_abs_diff']:.2g} "
                      f"percentage points, tolerance {s['tolerance']:g})")
+    r = report.get("runner")
+    if r:
+        if lines:
+            lines.append("")
+        lines += [f"Runner: {r['runs']} warm-cache CRoFT runs ({r['epochs']} epochs), one process per run vs the "
+                  "in-process runner (croft-sweep)",
+                  "| runner | s per run | speed-up |", "|---|---:|---:|",
+                  f"| one `python -m croft.train` process per run | {r['per_run_subprocess_s']:.2f} | 1.0× |",
+                  f"| in-process (croft.sweep.runner) | {r['per_run_inprocess_s']:.2f} | {r['speedup']:.1f}× |",
+                  f"metrics identical (and scores.npz bit-identical): {r['metrics_identical']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -302,6 +411,15 @@ def _run(args):
         print("error: --device cuda but CUDA is not available", file=sys.stderr)
         return 2
     autocast = "fp32" if args.device == "cpu" else (args.autocast or "fp16")
+    if args.only:
+        sections = [x.strip() for x in args.only.split(",") if x.strip()]
+        unknown = [x for x in sections if x not in SECTIONS]
+        if unknown or not sections:
+            print(f"error: --only {args.only}: choose sections from {','.join(SECTIONS)}", file=sys.stderr)
+            return 2
+    else:
+        skipped = {"throughput": args.skip_throughput, "sweep": args.skip_sweep, "runner": args.skip_runner}
+        sections = [x for x in SECTIONS if not skipped[x]]
     work = args.work_dir or tempfile.mkdtemp(prefix="croft_benchmark_")
     os.makedirs(work, exist_ok=True)
     report = {"machine": machine_description(args.device), "config": vars(args).copy()}
@@ -311,10 +429,12 @@ def _run(args):
         t0 = time.perf_counter()
         make_data(data_root, args.images_per_class, args.ood_per_class, args.image_size)
         report["data_s"] = round(time.perf_counter() - t0, 3)
-        if not args.skip_throughput:
+        if "throughput" in sections:
             report["throughput"] = throughput(args, data_root, autocast)
-        if not args.skip_sweep:
+        if "sweep" in sections:
             report["sweep"] = sweep(args, data_root, work, autocast)
+        if "runner" in sections:
+            report["runner"] = runner_section(args, data_root, work, autocast)
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)

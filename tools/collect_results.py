@@ -12,7 +12,10 @@ and FPR95 per open-set set for one score (``--scores``, default ``energy``); set
 by a key (``CRoFT [a]``) whose hyper-parameters are listed under the tables; the best value of
 each column is bold (md) or ``\\textbf`` (LaTeX). ``--wide`` prints the full table of every
 score with the hyper-parameters spelled out in each row. Malformed results.json files and
-unfinished run folders are listed in separate sections (and malformed ones on stderr). A
+unfinished run folders are listed in separate sections (and malformed ones on stderr).
+Evaluation stages of ``croft-sweep`` (a ``stage.json`` next to the results, docs/sweeps.md §4) are
+combined with their training runs: e.g. the Setup-II table takes closed-set accuracy from the
+training runs and the open-set metrics from the ``eval_ood`` stage, as its footer says. A
 missing OUTPUT_ROOT or an unwritable --output ends with one ``error: ...`` line and exit status 1.
 """
 import argparse

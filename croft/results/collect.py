@@ -21,6 +21,16 @@ from one run's ``results.json`` and the aggregation is explicit:
 * ``select="val"`` keeps, per (trainer, dataset, backbone, pretrained, shots, protocol), the
   hyper-parameter setting with the best mean ``closed_set.val_accuracy`` (never test numbers).
 
+**Stages** (``croft-sweep``, docs/sweeps.md): a run folder may hold a ``stage.json``. A training run's
+lists its evaluation stages (``{"stage": "train", "stages": {name: {"folder", "fingerprint", "use"}}}``);
+an evaluation stage's (an ``--eval-only`` run of that model with its own overrides, e.g. CRoFT's
+Setup-II open-set evaluation at ``EVAL_RATIO 0.5``) names its training run (``"stage_of"``). The
+stage's results do not form rows of their own: each section it provides (``use``: ``open_set``
+and/or ``closed_set``) replaces that section of its training run, checked by the training
+fingerprint; while a stage has no results yet, that section of its training run is left out
+(never taken from the training run's own evaluation). The table's footer names the stage and
+its overrides.
+
 Folders with ``config.yaml`` or ``log.txt`` but no ``results.json`` are listed as incomplete
 and never averaged; a malformed ``results.json`` is reported with its path and the reason and
 skipped. A metric value that is present but not a finite number (NaN, Infinity, a string, ...)
@@ -46,7 +56,7 @@ from ..evaluation.scores import score_names
 from .io import RESULTS_FILE, SETUPS, read_results_json
 
 __all__ = [
-    "CollectedRows", "RunRecord", "scan", "aggregate", "collect", "format_table",
+    "CollectedRows", "RunRecord", "scan", "combine_stages", "aggregate", "collect", "format_table",
     "format_hparams", "format_stat", "available_scores", "FORMATS", "DEFAULT_SCORES", "DEFAULT_OOD_METRICS",
     "ALL_METRICS",
 ]
@@ -139,11 +149,15 @@ class RunRecord:
     """What the table needs from one results.json."""
 
     __slots__ = ("path", "setup", "legacy_setup", "trainer", "dataset", "backbone", "pretrained", "shots", "protocol",
-                 "hparams", "hparams_key", "seed", "unit", "accuracy", "id_accuracy", "val", "open_set")
+                 "hparams", "hparams_key", "seed", "unit", "accuracy", "id_accuracy", "val", "open_set",
+                 "fingerprint", "training_fingerprint", "stages")
 
     def __init__(self, path, results, warnings):
         self.path = path
         r = results
+        self.fingerprint = r.get("fingerprint")
+        self.training_fingerprint = r.get("training_fingerprint")
+        self.stages = []  # [(section, stage name, overrides text)] taken from evaluation stages
         self.trainer = r["trainer"]
         self.dataset = r["dataset"]
         self.backbone = r.get("backbone")
@@ -229,6 +243,7 @@ def scan(root):
     if not os.path.isdir(root):
         raise FileNotFoundError(f"results root {root} is not a folder")
     runs, incomplete, malformed, warnings = [], [], [], []
+    stage_files = {}
     for folder, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files = set(filenames)
@@ -239,6 +254,10 @@ def scan(root):
                 run_warnings = []
                 runs.append(RunRecord(path, results, run_warnings))
                 warnings.extend(run_warnings)
+                if STAGE_FILE in files:
+                    stage = _read_stage_file(os.path.join(folder, STAGE_FILE), warnings)
+                    if stage is not None:
+                        stage_files[os.path.normpath(os.path.abspath(folder))] = stage
             except (ValueError, TypeError, KeyError, OSError) as e:
                 reason = str(e)
                 if reason.startswith(path + ": "):
@@ -246,6 +265,7 @@ def scan(root):
                 malformed.append((path, reason))
         elif any(m in files for m in INCOMPLETE_MARKERS):
             incomplete.append(folder)
+    runs = combine_stages(runs, stage_files, warnings)
     runs.sort(key=lambda r: r.path)
     legacy = [r.path for r in runs if r.legacy_setup]
     if legacy:
@@ -253,6 +273,115 @@ def scan(root):
                         "read as Setup-I when they hold several test sets, else as Setup-II; rerun with "
                         "--eval-only to write schema version 2")
     return runs, incomplete, malformed, warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# stages (croft-sweep: an evaluation stage replaces sections of its training run's results)
+
+STAGE_FILE = "stage.json"
+STAGE_SECTIONS = ("open_set", "closed_set")
+
+
+def _read_stage_file(path, warnings):
+    try:
+        with open(path, encoding="utf-8") as f:
+            stage = json.load(f)
+    except (OSError, ValueError) as exc:
+        warnings.append(f"{path}: unreadable stage file ({exc}); ignored")
+        return None
+    if not isinstance(stage, dict) or not isinstance(stage.get("stage"), str):
+        warnings.append(f"{path}: not a stage file (expected an object with 'stage'); ignored")
+        return None
+    return stage
+
+
+def _overrides_text(overrides):
+    if not isinstance(overrides, dict) or not overrides:
+        return ""
+    return ", ".join(f"{k} {_fmt_value(_norm_hparam(v))}" for k, v in overrides.items())
+
+
+def _take_sections(run, stage_run, sections):
+    if "open_set" in sections:
+        run.open_set = dict(stage_run.open_set)
+    if "closed_set" in sections:
+        run.accuracy = dict(stage_run.accuracy)
+        run.id_accuracy = stage_run.id_accuracy
+        run.val = stage_run.val
+
+
+def _clear_sections(run, sections):
+    if "open_set" in sections:
+        run.open_set = {}
+    if "closed_set" in sections:
+        run.accuracy, run.id_accuracy, run.val = {}, None, None
+
+
+def combine_stages(runs, stage_files, warnings):
+    """Fold evaluation-stage results into their training runs (see the module docstring); returns the runs
+    that form rows (training runs and runs without stages)."""
+    if not stage_files:
+        return runs
+    by_folder = {os.path.normpath(os.path.abspath(os.path.dirname(r.path))): r for r in runs}
+    stage_runs = {}
+    for folder, stage in stage_files.items():
+        if stage.get("stage_of") is not None and folder in by_folder:
+            stage_runs[folder] = by_folder[folder]
+    used, missing, mismatched = set(), defaultdict(list), defaultdict(list)
+    for folder, run in by_folder.items():
+        stage = stage_files.get(folder)
+        if folder in stage_runs or not stage or not isinstance(stage.get("stages"), dict):
+            continue
+        for name, info in stage["stages"].items():
+            if not isinstance(info, dict):
+                continue
+            sections = [u for u in (info.get("use") or ["open_set"]) if u in STAGE_SECTIONS]
+            stage_folder = os.path.normpath(os.path.join(folder, str(info.get("folder", ""))))
+            stage_run = stage_runs.get(stage_folder)
+            ok = stage_run is not None and (not info.get("fingerprint") or stage_run.fingerprint == info["fingerprint"])
+            if ok and run.training_fingerprint and stage_run.training_fingerprint \
+                    and stage_run.training_fingerprint != run.training_fingerprint:
+                mismatched[name].append(stage_run.path)
+                ok = False
+            if not ok:
+                if stage_run is None or (info.get("fingerprint") and stage_run.fingerprint != info["fingerprint"]):
+                    missing[name].append(stage_folder)
+                _clear_sections(run, sections)
+                continue
+            used.add(stage_folder)
+            _take_sections(run, stage_run, sections)
+            text = _overrides_text(info.get("overrides") or stage_files.get(stage_folder, {}).get("overrides"))
+            for section in sections:
+                run.stages.append((section, str(name), text))
+    for name, folders in missing.items():
+        warnings.append(f"{len(folders)} run(s) of stage {name} have no results yet (e.g. {folders[0]}): the "
+                        "section(s) their training runs take from that stage are left out")
+    for name, paths in mismatched.items():
+        warnings.append(f"{len(paths)} result(s) of stage {name} were evaluated from another model than the training "
+                        f"run next to them (training fingerprint differs, e.g. {paths[0]}); not used")
+    unused = [f for f in stage_runs if f not in used]
+    if unused:
+        warnings.append(f"{len(unused)} evaluation-stage result(s) not named by their training run's stage.json "
+                        f"(e.g. {unused[0]}); not shown")
+    return [r for folder, r in by_folder.items() if folder not in stage_runs]
+
+
+def _stage_notes(rows):
+    """Footer lines that say which sections came from which evaluation stage."""
+    found = OrderedDict()
+    for row in rows:
+        for section, name, overrides in row.get("stages") or []:
+            found.setdefault((name, overrides), set()).add(section)
+    notes = []
+    for (name, overrides), sections in found.items():
+        what = " and ".join({"open_set": "open-set metrics", "closed_set": "closed-set accuracy"}[s]
+                            for s in STAGE_SECTIONS if s in sections)
+        rest = "the closed-set accuracy comes from the training runs" if sections == {"open_set"} else \
+            "the other numbers come from the training runs"
+        how = f" with {overrides}" if overrides else ""
+        notes.append(f"Stages: {what} of the rows with an evaluation stage come from stage {name} (each trained model "
+                     f"evaluated again{how}; stage.json); {rest}.")
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,6 +515,7 @@ def aggregate(runs, select=None, warnings=None):
             "avg_partial": avg_partial,
             "val": val,
             "open_set": open_set,
+            "stages": sorted({t for r in used for t in r.stages}),
         })
 
     if select == "val":
@@ -561,6 +691,7 @@ def _notes(rows, marks_used, select):
     if select == "val":
         notes.append("Selection: per (trainer, dataset, backbone, pretrained, shots, protocol), the hyper-parameter "
                      "setting with the best mean closed_set.val_accuracy (test numbers are never used).")
+    notes.extend(_stage_notes(rows))
     return notes
 
 
@@ -801,6 +932,7 @@ def _compact_notes(rows, model, scores, metrics, missing, marks_used, fmt):
     if _select_of(rows) == "val":
         notes.append("Selection (--select val): the hyper-parameter setting with the best mean closed_set.val_accuracy "
                      "per (trainer, dataset, backbone, pretrained, shots, protocol); test numbers are never used.")
+    notes.extend(_stage_notes(rows))
     return notes
 
 

@@ -1,12 +1,6 @@
 #!/usr/bin/env bash
-# CoCoOp on the Setup-II grid: PACS and VLCS, RN50 and ViT-B/16, seeds 1-3, 16 shots,
-# the method's default hyper-parameters (pass them to the per-dataset scripts to change them).
-# usage: DATA=/path bash scripts/cocoop/run_setup2.sh     (then: python tools/collect_results.py output/CoCoOp)
-set -euo pipefail
-HERE=$(dirname "$0")
-for SEED in 1 2 3; do
-    for CFG in rn50_ep30 ViT_ep30; do
-        bash "${HERE}/cocoop_pacs.sh" PACS "${CFG}" "${SEED}" 16
-        bash "${HERE}/cocoop_vlcs.sh" VLCS "${CFG}" "${SEED}" 16
-    done
-done
+# The reference's Setup-II grids for cocoop on PACS and VLCS (configs/sweeps/cocoop_setup2_{pacs,vlcs}.yaml)
+# through croft-sweep. Environment: DATA (required), OUTPUT, BACKBONE, PRETRAINED, EXTRA_OPTS, LAUNCHER,
+# GPUS, WORKERS; extra arguments go to croft-sweep run (e.g. --only seed=1); docs/sweeps.md.
+exec "${PYTHON:-python}" -m croft.sweep run "$(dirname "$0")/../../configs/sweeps/cocoop_setup2_pacs.yaml" \
+    "$(dirname "$0")/../../configs/sweeps/cocoop_setup2_vlcs.yaml" "$@"

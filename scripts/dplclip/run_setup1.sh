@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
-# DPLCLIP on the Setup-I grid: ImageNet46, seeds 1-3 x shots {1, 16, 32},
-# the method's default hyper-parameters; finished runs (results.json) are skipped.
-# usage: DATA=/path bash scripts/dplclip/run_setup1.sh     (then: python tools/collect_results.py output/DPLCLIP)
-# Optional environment: SEEDS, SHOTS_LIST (space-separated), CFG (default ViT_ep30),
-# DATASET (default imagenet46), plus those of scripts/common.sh (OUTPUT, BACKBONE, ...).
-exec bash "$(dirname "$0")/../setup1_grid.sh" "$(dirname "$0")/dplclip_imagenet.sh"
+# The reference's Setup-I grid for dplclip (configs/sweeps/dplclip_setup1.yaml) through croft-sweep.
+# Environment: DATA (required), OUTPUT, BACKBONE, PRETRAINED, EXTRA_OPTS, LAUNCHER, GPUS, WORKERS;
+# extra arguments go to croft-sweep run (e.g. --only seed=1, --set KEY VALUE); docs/sweeps.md.
+exec "${PYTHON:-python}" -m croft.sweep run "$(dirname "$0")/../../configs/sweeps/dplclip_setup1.yaml" "$@"

@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
-# Tip-Adapter-F on the Setup-I grid: ImageNet46, seeds 1-3 x shots {1, 16, 32},
-# the method's default hyper-parameters; finished runs (results.json) are skipped.
-# usage: DATA=/path bash scripts/tip_adapter/run_setup1.sh     (then: python tools/collect_results.py output/TIP_ADAPTER)
-# Optional environment: SEEDS, SHOTS_LIST (space-separated), CFG (default ViT_ep30),
-# DATASET (default imagenet46), plus those of scripts/common.sh (OUTPUT, BACKBONE, ...).
-exec bash "$(dirname "$0")/../setup1_grid.sh" "$(dirname "$0")/tip_adapter_imagenet.sh"
+# The reference's Setup-I grid for tip_adapter (configs/sweeps/tip_adapter_setup1.yaml) through croft-sweep.
+# Environment: DATA (required), OUTPUT, BACKBONE, PRETRAINED, EXTRA_OPTS, LAUNCHER, GPUS, WORKERS;
+# extra arguments go to croft-sweep run (e.g. --only seed=1, --set KEY VALUE); docs/sweeps.md.
+exec "${PYTHON:-python}" -m croft.sweep run "$(dirname "$0")/../../configs/sweeps/tip_adapter_setup1.yaml" "$@"

@@ -1,0 +1,314 @@
+"""Run identity: from grid points to runs, each with its croft-train command line, fingerprint and folder.
+
+A run's folder is ``OUTPUT/<trainer>/<dataset config>/<one part per varying axis>/seed<S>-<hash8>``, where
+``hash8`` starts the run's full fingerprint (:func:`croft.engine.fingerprint.make_fingerprint` of the
+merged config, the identity croft itself checks on resume). Two runs that differ in any setting
+that changes numbers therefore never share a folder, and a run whose settings did not change finds
+its folder again however the grid, ``--set`` or ``--only`` were spelled. An evaluation stage of a
+trained run lives in ``<training run folder>/<stage>-<hash8>``.
+
+The config of a run is built as ``croft.train`` builds it (defaults, dataset YAML, trainer YAML,
+flags, then the ``KEY VALUE`` overrides), with the YAML part merged once per trainer config.
+"""
+import os
+import shlex
+from collections import OrderedDict
+
+from .grid import (CONFIG, SEED, TEST_ENV, TRAIN_STAGE, GridError, dataset_domains, expand, filter_candidates,
+                   filter_keys_known, parse_filters, parse_value, path_text, point_matches)
+
+HASH_CHARS = 8
+
+
+def format_value(value):
+    """A grid value as a croft-train override string that decodes back to the same value."""
+    from yacs.config import CfgNode
+
+    if isinstance(value, str):
+        return value if CfgNode._decode_cfg_value(value) == value else repr(value)
+    if isinstance(value, (list, tuple)):
+        return repr(list(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+class RunSpec:
+    """One run: what to execute and how to recognise it as done. Plain data (it travels to workers and jobs)."""
+
+    FIELDS = ("key", "out_dir", "root", "flags", "opts", "fingerprint", "training_fingerprint", "stage", "parent_key",
+              "parent_dir", "grid", "trainer", "axes", "uses", "stage_overrides", "stages")
+
+    def __init__(self, **kw):
+        for name in self.FIELDS:
+            setattr(self, name, kw.get(name))
+        self.values = None
+
+    def argv(self, restart=False):
+        """The ``croft.train`` argument list (``--restart`` moves an unusable earlier run aside first)."""
+        argv = ["--output-dir", self.out_dir] + (["--root", self.root] if self.root else []) + list(self.flags)
+        if restart:
+            argv.append("--restart")
+        return argv + list(self.opts)
+
+    def command(self):
+        return "python -m croft.train " + " ".join(shlex.quote(a) for a in self.argv())
+
+    def to_dict(self):
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+    def __repr__(self):
+        return f"RunSpec({self.key})"
+
+
+class Plan:
+    """The runs of one or more grids: ``runs`` in execution order; ``chains`` group a training run with its stages."""
+
+    def __init__(self):
+        self.runs = []
+        self.chains = []
+        self.notes = []
+        self.roots = []  # per grid: the folder that holds its runs
+        self.grids = []
+        self.with_stages = []  # training runs with stages whose chain has a selected run (for their stage.json)
+
+    def by_key(self):
+        return {r.key: r for r in self.runs}
+
+
+def pairs(items, what):
+    """``["K", "V", "K2", "V2"]`` -> [(K, V), ...]."""
+    items = list(items or [])
+    if len(items) % 2:
+        raise GridError(f"{what}: expected KEY VALUE pairs, got an odd number of items: {items}")
+    return [(items[i], items[i + 1]) for i in range(0, len(items), 2)]
+
+
+def extra_opts_pairs(text):
+    """``EXTRA_OPTS`` / ``--opts``: KEY VALUE pairs in one string, split on whitespace as scripts/common.sh did
+    (``read -a``: quotes are kept, so ``DATASET.OOD_SETS ['DTD']`` works; a value cannot hold a space)."""
+    return pairs((text or "").split(), "EXTRA_OPTS")
+
+
+class _Builder:
+    """Merged configs of one grid: the YAML part once per trainer config, then each run's overrides."""
+
+    def __init__(self, grid, backbone):
+        from ..train import build_parser
+
+        self.grid = grid
+        self.backbone = backbone
+        self.parser = build_parser()
+        self._base = {}
+        self._work = {}
+
+    def flags(self, config):
+        flags = ["--trainer", self.grid.trainer, "--dataset-config-file", self.grid.dataset_config]
+        if config is not None:
+            flags += ["--config-file", self.grid.trainer_configs[config]]
+        if self.backbone:
+            flags += ["--backbone", self.backbone]
+        return flags
+
+    def base(self, config):
+        from ..config import ConfigError, setup_cfg
+
+        if config not in self._base:
+            try:
+                self._base[config] = setup_cfg(self.parser.parse_args(self.flags(config)))
+            except ConfigError as exc:
+                raise GridError(f"{self.grid.source}: {exc}") from None
+        return self._base[config]
+
+    def fingerprint(self, config, seed, opts, what):
+        """``(make_fingerprint(cfg), cfg.SEED)`` of the run's merged config, as ``croft.train`` builds it:
+        flags (here ``--seed``) before the overrides. The overrides are applied to a working copy of the
+        trainer config's merged YAML and undone afterwards (a deep copy per run would dominate planning)."""
+        from ..config import ConfigError, set_value, validate_cfg
+        from ..engine.fingerprint import make_fingerprint
+
+        if config not in self._work:
+            work = self.base(config).clone()
+            work.defrost()
+            self._work[config] = work
+        cfg = self._work[config]
+        if len(opts) % 2:
+            raise GridError(f"{self.grid.source}: {what}: overrides must be KEY VALUE pairs, got {list(opts)}")
+        undo = [("SEED", cfg.SEED)]
+        try:
+            if seed is not None and int(seed) >= 0:
+                cfg.SEED = int(seed)
+            for key, value in zip(opts[0::2], opts[1::2]):
+                undo.append((key, _get(cfg, key)))
+                set_value(cfg, key, value)
+            validate_cfg(cfg)
+            return make_fingerprint(cfg), cfg.SEED
+        except (ConfigError, ValueError, TypeError) as exc:
+            raise GridError(f"{self.grid.source}: {what}: {exc}") from None
+        finally:
+            for key, value in reversed(undo):
+                if value is not _MISSING:
+                    _put(cfg, key, value)
+
+
+_MISSING = object()
+
+
+def _get(cfg, key):
+    node = cfg
+    for part in key.split("."):
+        if not hasattr(node, "items") or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _put(cfg, key, value):
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+
+
+def _trains(trainer):
+    import croft.trainers  # noqa: F401  (registers every trainer)
+    from ..engine.trainer import TRAINER_REGISTRY
+
+    try:
+        return TRAINER_REGISTRY.get(trainer).trains
+    except KeyError:
+        raise GridError(f"unknown trainer {trainer!r}; registered: {TRAINER_REGISTRY.names()}") from None
+
+
+def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=(), extra_opts=""):
+    """Expand ``grids`` into a :class:`Plan` of runs under ``output``.
+
+    ``sets``: ``[(KEY, VALUE)]`` from ``--set`` (after ``EXTRA_OPTS``), appended to every run; an axis
+    key takes the given value instead of its list. ``filters``: ``--only KEY=VALUE`` strings.
+    """
+    from ..engine.fingerprint import describe, differences
+
+    output = os.path.abspath(output)
+    overrides = list(extra_opts_pairs(extra_opts)) + [(str(k), str(v)) for k, v in sets]
+    set_values = OrderedDict((k, parse_value(v)) for k, v in overrides)
+    filter_map = parse_filters(filters)
+    result = Plan()
+    seen = {}
+    folders = {}
+    duplicates = 0
+    offered = {key: set() for key in filter_map}  # what each --only key could have matched
+    for grid in grids:
+        builder = _Builder(grid, backbone)
+        first = next(iter(grid.trainer_configs), None)
+        dataset_name = builder.base(first).DATASET.NAME
+        domains = dataset_domains(grid, dataset_name)
+        points = expand(grid, domains, set_values)
+        filter_keys_known(grid, points, filter_map)
+        trains = _trains(grid.trainer)
+        seed_named = any(SEED in axis.keys and len(axis.values) > 1 for axis in grid.grid_axes)
+        grid_root = os.path.join(output, grid.trainer, grid.dataset_label)
+        result.roots.append(grid_root)
+        result.grids.append(grid)
+        chains = []
+        tail = []
+        if pretrained:
+            tail += ["MODEL.BACKBONE.PRETRAINED", pretrained]
+        for key, value in overrides:
+            if key == CONFIG:
+                raise GridError("--set config ...: choose trainer configs with --only config=NAME")
+            if key != SEED:  # --set seed S replaces the grid's seeds (see below)
+                tail += [key, value]
+        for point in points:
+            seed = set_values.get(SEED, point.values.get(SEED, grid.fixed.get(SEED)))
+            opts = []
+            for key, value in list(grid.fixed.items()) + list(grid.per_config.get(point.config, {}).items()) \
+                    + list(point.values.items()):
+                if key in (SEED, CONFIG):
+                    continue
+                opts += [key, format_value(value)]
+            flags = builder.flags(point.config)
+            if seed is not None:
+                flags = ["--seed", str(seed)] + flags
+            what = f"run {', '.join(f'{k}={v}' for k, v in [(CONFIG, point.config)] + list(point.values.items()))}"
+            fp, cfg_seed = builder.fingerprint(point.config, seed, opts + tail, what)
+            components = list(point.components)
+            if not seed_named:
+                components.append(f"seed{cfg_seed}")
+            components[-1] += "-" + fp["hash"][:HASH_CHARS]
+            key = "/".join([grid.trainer, grid.dataset_label] + components)
+            axes = OrderedDict()
+            if point.config is not None:
+                axes[CONFIG] = point.config
+            for k, v in point.values.items():
+                axes[grid.label(k) if k != TEST_ENV else "domain"] = v if k != TEST_ENV else _domain(v)
+            train = RunSpec(key=key, out_dir=os.path.join(output, key), root=root, flags=flags, opts=opts + tail,
+                            fingerprint=fp["hash"], training_fingerprint=fp["training_hash"], stage=TRAIN_STAGE,
+                            parent_key=None, parent_dir=None, grid=grid.name, trainer=grid.trainer, axes=dict(axes),
+                            uses=[], stage_overrides={})
+            train.values = fp["values"]  # kept here only (not sent to workers): precompute's data settings
+            chain = [train]
+            for stage in grid.stages:
+                stage_opts = []
+                for k, v in stage.overrides.items():
+                    stage_opts += [k, format_value(v)]
+                sfp, _ = builder.fingerprint(point.config, seed, opts + stage_opts + tail,
+                                             f"{what}, stage {stage.name}")
+                if sfp["training_hash"] != fp["training_hash"]:
+                    diffs = differences(fp, sfp, training_only=True)
+                    raise GridError(f"{grid.source}: stage {stage.name} overrides settings of training "
+                                    f"({describe(diffs)}); a stage may only change evaluation keys (TEST.*, "
+                                    "DATASET.OOD_*, TRAINER.CRoFT.EVAL_RATIO*, ...)")
+                sflags = flags + ["--eval-only"] + (["--model-dir", train.out_dir] if trains else [])
+                skey = f"{key}/{stage.name}-{sfp['hash'][:HASH_CHARS]}"
+                chain.append(RunSpec(key=skey, out_dir=os.path.join(output, skey), root=root, flags=sflags,
+                                     opts=opts + stage_opts + tail, fingerprint=sfp["hash"],
+                                     training_fingerprint=sfp["training_hash"], stage=stage.name, parent_key=key,
+                                     parent_dir=train.out_dir, grid=grid.name, trainer=grid.trainer,
+                                     axes=dict(axes), uses=list(stage.use),
+                                     stage_overrides={k: v for k, v in stage.overrides.items()}))
+            train.stages = {s.stage: {"folder": os.path.relpath(s.out_dir, train.out_dir), "fingerprint": s.fingerprint,
+                                      "use": list(s.uses), "overrides": dict(s.stage_overrides)} for s in chain[1:]}
+            kept = []
+            for spec in chain:
+                if spec.fingerprint in seen:
+                    duplicates += 1
+                    continue
+                if spec.key in folders and folders[spec.key] != spec.fingerprint:
+                    raise GridError(f"two runs with different settings map to folder {spec.key} (a "
+                                    f"{HASH_CHARS}-character hash collision); rename an axis label")
+                seen[spec.fingerprint] = spec.key
+                folders[spec.key] = spec.fingerprint
+                for fkey in filter_map:
+                    offered[fkey].update(path_text(v) for v in filter_candidates(grid, point, spec.stage, fkey))
+                if point_matches(grid, point, spec.stage, filter_map):
+                    kept.append(spec)
+            if kept:
+                chains.append((seed, kept))
+                if train.stages:
+                    result.with_stages.append(train)
+        # Execution order: seed first (runs of one seed share the frozen backbone in one process),
+        # then folder order.
+        order = {}
+        for seed, _ in chains:
+            order.setdefault(str(seed), len(order))
+        chains.sort(key=lambda item: order[str(item[0])])
+        for _, chain in chains:
+            result.chains.append(chain)
+            result.runs.extend(chain)
+    if filter_map and not result.runs:
+        choices = "; ".join(f"{k}: {', '.join(sorted(v)) or '(none)'}" for k, v in offered.items())
+        raise GridError(f"--only {' '.join(f'{k}={v}' for k, vs in filter_map.items() for v in vs)} selects no run "
+                        f"of {', '.join(g.name for g in grids)}; values: {choices}")
+    if duplicates:
+        result.notes.append(f"{duplicates} run(s) with the same settings (fingerprint) as an earlier run of the "
+                            "grid(s) were left out (e.g. two trainer configs that --backbone makes equal)")
+    return result
+
+
+def _domain(test_env):
+    from .grid import domain_of
+
+    return domain_of(test_env)

@@ -1,0 +1,206 @@
+"""The state of a run folder, read from disk (nothing else is trusted).
+
+- **done**: ``results.json`` is valid (:func:`croft.results.io.read_results_json`) and its ``fingerprint``
+  equals the run's; a 0-byte, truncated or foreign ``results.json`` is not done.
+- **queued**: submitted to SLURM / submitit (``submitted.json``) and that job is still alive.
+- **failed**: ``error.txt`` holds the one-line error of the last attempt (``log.txt`` has the traceback).
+- **incomplete**: checkpoints or ``last.pth.tar`` (resumable), or an unusable ``results.json``.
+- **pending**: nothing yet.
+
+Files the sweep writes into a run folder: ``error.txt`` (failed attempt), ``stage.json`` (stages,
+read by the results table, :mod:`croft.results.collect`) and ``submitted.json`` (submitit job).
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import time
+
+DONE, QUEUED, FAILED, INCOMPLETE, PENDING = "done", "queued", "failed", "incomplete", "pending"
+STATES = (DONE, QUEUED, FAILED, INCOMPLETE, PENDING)
+ERROR_FILE = "error.txt"
+STAGE_FILE = "stage.json"
+SUBMITTED_FILE = "submitted.json"
+RESULTS_FILE = "results.json"
+LAST_FILE = "last.pth.tar"
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def read_done(spec):
+    """``(results dict or None, why not done)``."""
+    from ..results.io import read_results_json
+
+    path = os.path.join(spec.out_dir, RESULTS_FILE)
+    if not os.path.exists(path):
+        return None, "no results.json"
+    try:
+        results = read_results_json(path)
+    except (ValueError, OSError) as exc:
+        return None, f"results.json unusable ({str(exc).replace(path + ': ', '')[:120]})"
+    if results.get("fingerprint") != spec.fingerprint:
+        return None, (f"results.json of other settings (fingerprint {str(results.get('fingerprint'))[:12]}, "
+                      f"expected {spec.fingerprint[:12]})")
+    return results, ""
+
+
+def has_checkpoints(out_dir):
+    if os.path.isfile(os.path.join(out_dir, LAST_FILE)):
+        return True
+    for sub in glob.glob(os.path.join(out_dir, "*")):
+        if os.path.isdir(sub) and not os.path.basename(sub).startswith(".") and (
+                os.path.isfile(os.path.join(sub, "model-best.pth.tar"))
+                or os.path.isfile(os.path.join(sub, "checkpoint"))
+                or glob.glob(os.path.join(sub, "model.pth.tar-*"))):
+            return True
+    return False
+
+
+def read_error(out_dir):
+    try:
+        with open(os.path.join(out_dir, ERROR_FILE), encoding="utf-8") as f:
+            text = f.read().strip()
+    except OSError:
+        return ""
+    return text.splitlines()[0] if text else ""
+
+
+def run_state(spec, active_jobs=None):
+    """``(state, note)`` of a run. ``active_jobs``: ids of live submitit jobs (None: do not check)."""
+    results, why = read_done(spec)
+    if results is not None:
+        return DONE, ""
+    if active_jobs is not None:
+        marker = _read_json(os.path.join(spec.out_dir, SUBMITTED_FILE))
+        if marker and str(marker.get("job_id")) in active_jobs:
+            return QUEUED, f"job {marker.get('job_id')}"
+    if os.path.isfile(os.path.join(spec.out_dir, ERROR_FILE)):
+        return FAILED, read_error(spec.out_dir) or "error.txt"
+    if os.path.exists(os.path.join(spec.out_dir, RESULTS_FILE)):
+        return INCOMPLETE, why
+    if has_checkpoints(spec.out_dir):
+        return INCOMPLETE, "checkpoints, no results.json"
+    return PENDING, ""
+
+
+def needs_restart(spec):
+    """Whether the folder holds files croft-train would refuse to resume from: results or checkpoints
+    without a fingerprint, or with another one (``--restart`` moves them to ``.old/``, deleting nothing)."""
+    out = spec.out_dir
+    has_results = os.path.exists(os.path.join(out, RESULTS_FILE))
+    if not (has_results or has_checkpoints(out)):
+        return False
+    stored = _read_json(os.path.join(out, FINGERPRINT_FILE))
+    if not isinstance(stored, dict) or stored.get("hash") != spec.fingerprint:
+        return True
+    if has_results:
+        results, _ = read_done(spec)
+        return results is None  # an unusable or foreign results.json next to our own fingerprint
+    return False
+
+
+def headline(results):
+    """The closed-set test accuracy of a results dict (None when absent)."""
+    value = (results or {}).get("closed_set", {}).get("test_accuracy")
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# writes
+
+def write_json(path, obj):
+    from ..utils.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_error(out_dir, message):
+    from ..utils.atomic import atomic_write_text
+
+    os.makedirs(out_dir, exist_ok=True)
+    line = " ".join(str(message).split()) or "error: the run failed"
+    atomic_write_text(os.path.join(out_dir, ERROR_FILE), line + "\n")
+
+
+def clear_error(out_dir):
+    path = os.path.join(out_dir, ERROR_FILE)
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def stage_record(spec):
+    """``stage.json`` of a run with stages: an evaluation stage names the training run it evaluates and what the
+    table takes from it; a training run lists its stages (folder, fingerprint, sections). None: no stages."""
+    if spec.parent_key is not None:
+        return {"stage": spec.stage, "stage_of": os.path.relpath(spec.parent_dir, spec.out_dir),
+                "training_fingerprint": spec.training_fingerprint, "fingerprint": spec.fingerprint,
+                "use": list(spec.uses or []), "overrides": dict(spec.stage_overrides or {})}
+    if spec.stages:
+        return {"stage": spec.stage, "fingerprint": spec.fingerprint, "stages": spec.stages}
+    return None
+
+
+def write_stage_file(spec):
+    """Write the run's ``stage.json`` (when it has stages) unless it already says the same."""
+    record = stage_record(spec)
+    if record is None:
+        return
+    record = json.loads(json.dumps(record, default=str))
+    path = os.path.join(spec.out_dir, STAGE_FILE)
+    if _read_json(path) != record:
+        os.makedirs(spec.out_dir, exist_ok=True)
+        write_json(path, record)
+
+
+def write_submitted(out_dir, job_id, folder, cluster):
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(os.path.join(out_dir, SUBMITTED_FILE),
+               {"job_id": str(job_id), "folder": str(folder), "cluster": cluster,
+                "time": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+
+def active_jobs(specs):
+    """Ids of the live jobs named by the runs' ``submitted.json`` (SLURM via squeue, local by pid); None if
+    no run has one."""
+    markers = [m for m in (_read_json(os.path.join(s.out_dir, SUBMITTED_FILE)) for s in specs) if m]
+    if not markers:
+        return None
+    alive = set()
+    if any(m.get("cluster") == "slurm" for m in markers) and shutil.which("squeue"):
+        try:
+            out = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=60)
+            alive.update(line.strip() for line in out.stdout.splitlines() if line.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    for m in markers:
+        if m.get("cluster") == "local" and _local_job_alive(m.get("job_id")):
+            alive.add(str(m.get("job_id")))
+    return alive
+
+
+def _local_job_alive(job_id):
+    """A LocalExecutor job id is the pid of its process: alive, and (where /proc tells) a submitit process."""
+    try:
+        pid = int(job_id)
+        os.kill(pid, 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"submitit" in f.read()
+    except OSError:
+        return True
+
+
+def clear_submitted(out_dir):
+    path = os.path.join(out_dir, SUBMITTED_FILE)
+    if os.path.exists(path):
+        os.remove(path)
