@@ -12,5 +12,8 @@ setup(
         "regex>=2023.0", "tqdm>=4.60", "scikit-learn>=1.3", "numpy>=1.24", "pillow>=9.0",
         "matplotlib>=3.7", "safetensors>=0.4",
     ],
-    entry_points={"console_scripts": ["croft-train=croft.train:main", "croft-predict=croft.predict:main"]},
+    entry_points={"console_scripts": ["croft-train=croft.train:main", "croft-predict=croft.predict:main",
+                                        "croft-sweep=croft.sweep.cli:main",
+                                        # needs Dassl importable: README.md, "Using croft inside Dassl/CoOp"
+                                        "croft-dassl=croft.dassl_bridge:main"]},
 )

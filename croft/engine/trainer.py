@@ -21,6 +21,40 @@ Hooks a trainer implements (``croft/trainers/*.py`` are the examples):
 
 The base runs the epochs, validation-based model selection (strict improvement: ties keep the
 earlier epoch, as the reference), checkpoints, resume, the final evaluation and ``results.json``.
+
+Engine contract
+---------------
+Each method of ``croft/trainers/`` is an engine-independent *method class* (``CRoFTMethod``,
+``CoOpMethod``, ...) that implements the hooks above and uses nothing of its engine but the
+contract below. A registered trainer is ``Method + engine base``: ``Method + TrainerBase`` (this
+module) in croft, and ``Method + DasslAdapter + dassl.engine.TrainerX`` in
+:mod:`croft.dassl_bridge`. Both engines provide all of :data:`ENGINE_CONTRACT` with the same
+meaning (``tests/test_dassl_bridge.py`` introspects both):
+
+- attributes: ``cfg`` (croft's config tree, frozen), ``device``, ``logger``, ``dataset`` (a
+  :class:`~croft.data.datasets.DatasetBase`), ``classnames``, ``num_classes``, ``dm`` (the
+  :class:`~croft.data.data_manager.DataManager`; ``dm.eval_loader(items, train_transform, name,
+  view)`` builds a loader of any item list), ``train_loader_x`` / ``val_loader`` / ``test_loader``
+  (loaders of :class:`~croft.data.batch.Batch`), ``output_dir``, ``max_epoch``, ``start_epoch`` and
+  ``epoch`` (0-based), ``best_epoch``, ``best_val_accuracy``, ``timing``, ``fingerprint``, ``trains``
+  (class attribute), and the registries ``_models`` / ``_optims`` / ``_scheds`` (ordered dicts
+  name -> module / optimizer / scheduler; a method may replace an entry, as Tip-Adapter does);
+- building: ``register_model(name, model, optim, sched)``, ``get_model_names(names)``,
+  ``build_optimizer_and_scheduler(module) -> (optim, sched)`` (croft's optimizers and per-epoch
+  LR schedules, :mod:`croft.engine.optim`);
+- a training step: ``parse_batch_train(batch) -> (features, labels)``, ``model_zero_grad(names)``,
+  ``model_backward(loss, retain_graph)`` (refuses a non-finite loss), ``model_update(names)``,
+  ``model_backward_and_update(loss, names, retain_graph)``, ``batch_stats(loss, logits, labels)``,
+  ``set_model_mode(mode, names)``, ``update_lr(names)``, ``get_current_lr()``;
+- the run: ``before_train()`` (resumes; a method may extend it, calling ``super()``; it sets
+  ``start_epoch``), ``after_train()``, one LR step per epoch after the epoch's batches, the train
+  loader's ``set_epoch`` before each epoch (its shuffle and augmented view), validation-based
+  selection on the val loader only, ``save_model(epoch, is_best=..., val_result=...)``,
+  ``load_model(directory, epoch=None)``, ``resume_model_if_exist(directory)`` (``last.pth.tar``,
+  else the latest Dassl-layout checkpoints, the original CRoFT code's included),
+  ``prepare_to_load(name, state_dict, source)`` (called before every ``load_state_dict``) and
+  ``evaluate_and_write_results()`` (croft's evaluator and results writer: ``results.json``,
+  ``scores.npz``, ``detector.json``).
 """
 import math
 import os
@@ -39,14 +73,45 @@ from ..data.verify import verify_images
 from ..evaluation.inference import FINAL, TRAINING, InferenceOutput, InferenceSettings, run_inference
 from ..utils.errors import NonFiniteLossError
 from ..utils.registry import Registry
-from .checkpoint import (BEST_NAME, LAST_NAME, CheckpointError, epoch_file_name, latest_checkpoint, load_checkpoint,
-                         load_last, save_checkpoint, save_last)
+from .checkpoint import (BEST_NAME, DROPPED_KEY, LAST_NAME, CheckpointError, epoch_file_name, fast_forward_scheduler,
+                         latest_checkpoint, load_checkpoint, load_last, save_checkpoint, save_last)
 from .fingerprint import make_fingerprint
 from .metrics_log import MetricsLog
 from .logger import get_logger
 from .optim import build_lr_scheduler, build_optimizer
 
 TRAINER_REGISTRY = Registry("trainer")
+
+#: What a method class may use of its engine (the module docstring says what each does):
+#: ``{"attributes": names, "methods": {name: parameter names it accepts}}``. Both engine bases
+#: provide all of it: :class:`TrainerBase` and ``croft.dassl_bridge.DasslAdapter``.
+ENGINE_CONTRACT = {
+    "attributes": ("cfg", "device", "logger", "dataset", "classnames", "num_classes", "dm", "train_loader_x",
+                   "val_loader", "test_loader", "output_dir", "max_epoch", "start_epoch", "epoch", "best_epoch",
+                   "best_val_accuracy", "timing", "fingerprint", "trains", "_models", "_optims", "_scheds"),
+    "methods": {
+        "check_cfg": ("cfg",),
+        "register_model": ("name", "model", "optim", "sched"),
+        "get_model_names": ("names",),
+        "build_optimizer_and_scheduler": ("module",),
+        "parse_batch_train": ("batch",),
+        "model_zero_grad": ("names",),
+        "model_backward": ("loss", "retain_graph"),
+        "model_update": ("names",),
+        "model_backward_and_update": ("loss", "names", "retain_graph"),
+        "batch_stats": ("loss", "logits", "labels"),
+        "set_model_mode": ("mode", "names"),
+        "update_lr": ("names",),
+        "get_current_lr": (),
+        "before_train": (),
+        "after_train": (),
+        "save_model": ("epoch", "is_best", "val_result"),
+        "load_model": ("directory", "epoch"),
+        "resume_model_if_exist": ("directory",),
+        "prepare_to_load": ("name", "state_dict", "source"),
+        "evaluate_and_write_results": (),
+    },
+}
 
 
 def set_random_seed(seed):
@@ -356,6 +421,12 @@ class TrainerBase:
                 self._optims[name].load_state_dict(state["optimizer"])
             if self._scheds[name] is not None and state.get("scheduler"):
                 self._scheds[name].load_state_dict(state["scheduler"])
+            elif self._scheds[name] is not None and "scheduler" in state.get(DROPPED_KEY, {}):
+                # A pickled scheduler object (the original CRoFT code's files) is never
+                # unpickled: replay the per-epoch schedule up to the checkpoint's epoch instead.
+                fast_forward_scheduler(self._scheds[name], state.get("epoch", 0))
+                self.logger.info(f"{name}: LR schedule replayed to epoch {state.get('epoch', 0)} "
+                                 f"(the checkpoint's scheduler object is not loaded)")
 
     def resume_model_if_exist(self, directory):
         """Resume from ``last.pth.tar`` (or the latest epoch checkpoints); returns the start epoch.

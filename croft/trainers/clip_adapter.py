@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip.feature_math import normalize
-from ..engine.trainer import TRAINER_REGISTRY
+from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
 from ..evaluation.inference import TRAINING, InferenceOutput
-from .clip_base import FrozenCLIPTrainer
+from .clip_base import FrozenCLIPMethod
 from .zsclip import check_prompts
 
 
@@ -33,8 +33,9 @@ class BottleneckAdapter(nn.Module):
         return self.fc(x)
 
 
-@TRAINER_REGISTRY.register("CLIP_Adapter")
-class CLIPAdapter(FrozenCLIPTrainer):
+class CLIPAdapterMethod(FrozenCLIPMethod):
+    """CLIP-Adapter, engine-independent."""
+
     @classmethod
     def check_cfg(cls, cfg):
         super().check_cfg(cfg)
@@ -77,3 +78,8 @@ class CLIPAdapter(FrozenCLIPTrainer):
         if not self.prompt_ensemble:
             hp["template"] = self.cfg.DATASET.PROMPT_TEMPLATE
         return hp
+
+
+@TRAINER_REGISTRY.register("CLIP_Adapter")
+class CLIPAdapter(CLIPAdapterMethod, TrainerBase):
+    """CLIP-Adapter on croft's engine."""

@@ -1,4 +1,10 @@
-"""Shared set-up of trainers built on a frozen CLIP: backbone loading, text features, feature source."""
+"""Shared set-up of trainers built on a frozen CLIP: backbone loading, text features, feature source.
+
+Every method of croft is written as an engine-independent *method class* (a mixin) that uses only
+the engine contract documented in :mod:`croft.engine.trainer` (``ENGINE_CONTRACT``). A registered
+trainer is ``Method + engine base``: ``FrozenCLIPTrainer = FrozenCLIPMethod + TrainerBase`` here,
+and ``Method + croft.dassl_bridge adapter + dassl.engine.TrainerX`` inside Dassl/CoOp.
+"""
 from ..clip.backbone import feature_dim, logit_scale
 from ..clip.image_encoder import FrozenImageEncoder
 from ..clip.text import text_features
@@ -7,7 +13,7 @@ from ..engine import shared
 from ..engine.trainer import TrainerBase
 
 
-class FrozenCLIPTrainer(TrainerBase):
+class FrozenCLIPMethod:
     """Loads the frozen CLIP of ``MODEL.BACKBONE`` and the class-name text features once.
 
     Every trainer of croft keeps the image encoder frozen, so batches carry frozen image features
@@ -15,6 +21,10 @@ class FrozenCLIPTrainer(TrainerBase):
     on-disk feature cache (each image view encoded once, ``docs/architecture.md``), and
     ``class_text_features`` is cached too; with ``CACHE.ENABLED False`` the images go through the
     encoder on every pass. Both give the same numbers.
+
+    Engine-independent: it uses only the engine contract (``cfg``, ``device``, ``logger``,
+    ``classnames``), so it runs on croft's :class:`~croft.engine.trainer.TrainerBase` and on the
+    Dassl adapter of :mod:`croft.dassl_bridge` alike.
     """
 
     feature_cache = None
@@ -68,3 +78,7 @@ class FrozenCLIPTrainer(TrainerBase):
         key = {"what": "class_text_features", "classnames": list(self.classnames),
                "template": None if ensemble else template, "ensemble": ensemble}
         return self.feature_cache.cached_tensor("text", key, compute).to(self.device)
+
+
+class FrozenCLIPTrainer(FrozenCLIPMethod, TrainerBase):
+    """:class:`FrozenCLIPMethod` on croft's engine (the base of trainers written before the split)."""

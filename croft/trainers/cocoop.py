@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip.feature_math import normalize
-from ..engine.trainer import TRAINER_REGISTRY
+from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
 from ..evaluation.inference import TRAINING, InferenceOutput
-from .prompt_learner import ClassPrompts, PromptTrainer
+from .prompt_learner import ClassPrompts, PromptMethod
 
 
 class CoCoOpPromptLearner(nn.Module):
@@ -42,8 +42,9 @@ class CoCoOpPromptLearner(nn.Module):
         return self.prompts.assemble(ctx.unsqueeze(1).expand(-1, n_cls, -1, -1))
 
 
-@TRAINER_REGISTRY.register("CoCoOp")
-class CoCoOp(PromptTrainer):
+class CoCoOpMethod(PromptMethod):
+    """CoCoOp, engine-independent."""
+
     def build_model(self):
         cfg = self.cfg.TRAINER.COCOOP
         if cfg.TEXT_CHUNK < 1:
@@ -100,3 +101,8 @@ class CoCoOp(PromptTrainer):
         cfg = self.cfg.TRAINER.COCOOP
         return {"n_ctx": self.prompt_learner.prompts.n_ctx, "ctx_init": cfg.CTX_INIT,
                 "class_token_position": cfg.CLASS_TOKEN_POSITION, **self.prec_hparams()}
+
+
+@TRAINER_REGISTRY.register("CoCoOp")
+class CoCoOp(CoCoOpMethod, TrainerBase):
+    """CoCoOp on croft's engine."""

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip.feature_math import normalize
-from ..engine.trainer import TRAINER_REGISTRY
+from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
 from ..evaluation.inference import TRAINING, InferenceOutput
-from .prompt_learner import ClassPrompts, PromptTrainer
+from .prompt_learner import ClassPrompts, PromptMethod
 
 
 class CoOpPromptLearner(nn.Module):
@@ -34,8 +34,9 @@ class CoOpPromptLearner(nn.Module):
         return self.prompts.assemble(ctx)
 
 
-@TRAINER_REGISTRY.register("CoOp")
-class CoOp(PromptTrainer):
+class CoOpMethod(PromptMethod):
+    """CoOp, engine-independent."""
+
     def build_model(self):
         cfg = self.cfg.TRAINER.COOP
         self.load_backbone()
@@ -81,3 +82,8 @@ class CoOp(PromptTrainer):
         cfg = self.cfg.TRAINER.COOP
         return {"n_ctx": self.prompt_learner.prompts.n_ctx, "csc": cfg.CSC, "ctx_init": cfg.CTX_INIT,
                 "class_token_position": cfg.CLASS_TOKEN_POSITION, **self.prec_hparams()}
+
+
+@TRAINER_REGISTRY.register("CoOp")
+class CoOp(CoOpMethod, TrainerBase):
+    """CoOp on croft's engine."""

@@ -10,14 +10,15 @@ Objective, in five lines (the rest is in docs/method.md §1.3–§4.2):
 """
 import torch
 
-from ..engine.trainer import TRAINER_REGISTRY
+from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
 from ..evaluation.inference import TRAINING, InferenceOutput
-from .clip_base import FrozenCLIPTrainer
+from .clip_base import FrozenCLIPMethod
 from .croft_objective import Adapter, CRoFTHyper, OODImgGen, croft_batch_update, croft_forward
 
 
-@TRAINER_REGISTRY.register("CRoFT")
-class CRoFT(FrozenCLIPTrainer):
+class CRoFTMethod(FrozenCLIPMethod):
+    """CRoFT's model, training step and inference, on any engine that keeps the engine contract."""
+
     @classmethod
     def check_cfg(cls, cfg):
         super().check_cfg(cfg)
@@ -80,3 +81,8 @@ class CRoFT(FrozenCLIPTrainer):
         if ratio_text >= 0:
             hp["eval_ratio_text"] = ratio_text
         return hp
+
+
+@TRAINER_REGISTRY.register("CRoFT")
+class CRoFT(CRoFTMethod, TrainerBase):
+    """CRoFT on croft's engine."""

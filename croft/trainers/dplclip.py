@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip.feature_math import normalize
-from ..engine.trainer import TRAINER_REGISTRY
+from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
 from ..evaluation.inference import TRAINING, InferenceOutput
-from .prompt_learner import ClassPrompts, PromptTrainer
+from .prompt_learner import ClassPrompts, PromptMethod
 
 
 class DomainPromptMLP(nn.Module):
@@ -46,8 +46,9 @@ class DomainPromptMLP(nn.Module):
         return self.layers[-1](x)
 
 
-@TRAINER_REGISTRY.register("DPLCLIP")
-class DPLCLIP(PromptTrainer):
+class DPLCLIPMethod(PromptMethod):
+    """DPLCLIP, engine-independent."""
+
     def build_model(self):
         cfg = self.cfg.TRAINER.DPLCLIP
         self.load_backbone()
@@ -96,3 +97,8 @@ class DPLCLIP(PromptTrainer):
         cfg = self.cfg.TRAINER.DPLCLIP
         return {"n_ctx": self.prompts.n_ctx, "mlp_depth": cfg.MLP_DEPTH, "mlp_width": cfg.MLP_WIDTH,
                 "mlp_dropout": cfg.MLP_DROPOUT, **self.prec_hparams()}
+
+
+@TRAINER_REGISTRY.register("DPLCLIP")
+class DPLCLIP(DPLCLIPMethod, TrainerBase):
+    """DPLCLIP on croft's engine."""

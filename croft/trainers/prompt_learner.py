@@ -7,7 +7,8 @@
 - :class:`ClassPrompts` holds, per class, the frozen token embeddings of
   ``"<SOT> X X ... X <class name>. <EOT>"`` and splices a learnt (or generated) context into the
   ``X`` slots, with the class name at the end, in the middle or at the front.
-- :class:`PromptTrainer` adds the ``PREC`` handling (fp16 / fp32 / amp) and the update step.
+- :class:`PromptMethod` adds the ``PREC`` handling (fp16 / fp32 / amp) and the update step
+  (engine-independent); :class:`PromptTrainer` is it on croft's engine.
 
 No CLIP weight is registered in these modules: checkpoints hold only what is learnt.
 """
@@ -17,7 +18,8 @@ import torch
 from torch import nn
 from open_clip.transformer import text_global_pool
 
-from .clip_base import FrozenCLIPTrainer
+from ..engine.trainer import TrainerBase
+from .clip_base import FrozenCLIPMethod
 
 PRECISIONS = ("fp16", "fp32", "amp")
 POSITIONS = ("end", "middle", "front")
@@ -145,8 +147,8 @@ class ClassPrompts(nn.Module):
         return self.tokens.repeat(repeats, 1) if repeats > 1 else self.tokens
 
 
-class PromptTrainer(FrozenCLIPTrainer):
-    """A frozen-CLIP trainer whose prompts pass through the text tower, with ``PREC`` handling.
+class PromptMethod(FrozenCLIPMethod):
+    """A frozen-CLIP method whose prompts pass through the text tower, with ``PREC`` handling.
 
     - ``fp32``: everything in fp32.
     - ``fp16`` (CUDA only): the frozen text tower is cast to half in place, as the reference keeps
@@ -211,3 +213,7 @@ class PromptTrainer(FrozenCLIPTrainer):
 
     def prec_hparams(self):
         return {"prec": self.prec}
+
+
+class PromptTrainer(PromptMethod, TrainerBase):
+    """:class:`PromptMethod` on croft's engine."""

@@ -39,10 +39,10 @@ from torch import nn
 
 from ..clip.feature_math import normalize
 from ..data.feature_cache import model_identity
-from ..engine.trainer import TRAINER_REGISTRY
+from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
 from ..evaluation.inference import TRAINING, InferenceOutput
 from ..utils.atomic import atomic_write
-from .clip_base import FrozenCLIPTrainer
+from .clip_base import FrozenCLIPMethod
 
 CACHE_DIR_NAME = "tip_adapter_cache"
 MODEL_NAME = "tip_adapter"
@@ -101,8 +101,9 @@ class _PreservedRNG:
         return False
 
 
-@TRAINER_REGISTRY.register("TIP_ADAPTER")
-class TipAdapter(FrozenCLIPTrainer):
+class TipAdapterMethod(FrozenCLIPMethod):
+    """Tip-Adapter-F, engine-independent."""
+
     @classmethod
     def check_cfg(cls, cfg):
         # Training-free Tip-Adapter is OPTIM.MAX_EPOCH 0, so no minimum of 1 epoch here.
@@ -258,3 +259,8 @@ class TipAdapter(FrozenCLIPTrainer):
     def hparams(self):
         cfg = self.cfg.TRAINER.TIP_ADAPTER
         return {"alpha": cfg.ALPHA, "beta": cfg.BETA, "augment_epoch": cfg.AUGMENT_EPOCH}
+
+
+@TRAINER_REGISTRY.register("TIP_ADAPTER")
+class TipAdapter(TipAdapterMethod, TrainerBase):
+    """Tip-Adapter-F on croft's engine."""

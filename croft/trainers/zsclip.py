@@ -7,9 +7,9 @@ ImageNet46 included, so ``configs/datasets/imagenet46.yaml`` sets ``"template"``
 its ensemble there (docs/differences.md, "Prompts per method").
 """
 from ..clip.feature_math import l2norm
-from ..engine.trainer import TRAINER_REGISTRY
+from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
 from ..evaluation.inference import TRAINING, InferenceOutput
-from .clip_base import FrozenCLIPTrainer
+from .clip_base import FrozenCLIPMethod
 
 #: Values of a trainer's ``PROMPTS`` key (``TRAINER.ZeroshotCLIP.PROMPTS``, ``TRAINER.CLIP_Adapter.PROMPTS``).
 PROMPT_CHOICES = ("dataset", "template", "ensemble")
@@ -21,8 +21,9 @@ def check_prompts(value, key):
         raise ValueError(f"invalid value for '{key}': {value!r}; expected one of {list(PROMPT_CHOICES)}")
 
 
-@TRAINER_REGISTRY.register("ZeroshotCLIP")
-class ZeroshotCLIP(FrozenCLIPTrainer):
+class ZeroshotCLIPMethod(FrozenCLIPMethod):
+    """Zero-shot CLIP, engine-independent (nothing to train)."""
+
     trains = False
 
     @classmethod
@@ -40,3 +41,8 @@ class ZeroshotCLIP(FrozenCLIPTrainer):
 
     def hparams(self):
         return {"template": self.cfg.DATASET.PROMPT_TEMPLATE, "ensemble": self.prompt_ensemble}
+
+
+@TRAINER_REGISTRY.register("ZeroshotCLIP")
+class ZeroshotCLIP(ZeroshotCLIPMethod, TrainerBase):
+    """Zero-shot CLIP on croft's engine."""
