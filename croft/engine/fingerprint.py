@@ -25,8 +25,6 @@ FINGERPRINT_VERSION = 1
 EXCLUDED_KEYS = {
     "OUTPUT_DIR": "a path",
     "RESUME": "a path",
-    "DATASET.ROOT": "a path (the dataset is identified by name, domains, shots, ...)",
-    "DATASET.OOD_ROOT": "a path",
     "MODEL.BACKBONE.CACHE_DIR": "a path (the weights are identified by tag or content hash)",
     "CACHE.DIR": "a path",
     "MODEL.BACKBONE.ALLOW_TORCHSCRIPT": "a permission (the weights are identified by content hash)",
