@@ -139,9 +139,10 @@ def test_any_setting_change_gives_new_folders_and_only_for_affected_runs():
     lr = plan([grid], "/out", sets=[("OPTIM.LR", "0.003")])
     assert not keys & {r.key for r in lr.runs} and len(lr.runs) == len(base.runs)
     # settings that do not change numbers (or belong to another trainer): same folders
-    same = plan([grid], "/out", sets=[("DATALOADER.NUM_WORKERS", "3"), ("TRAINER.CRoFT.lambda1", "7.0")],
-                root="/elsewhere")
+    same = plan([grid], "/out", sets=[("DATALOADER.NUM_WORKERS", "3"), ("TRAINER.CRoFT.lambda1", "7.0")])
     assert {r.key for r in same.runs} == keys
+    # the dataset folder is part of the fingerprint (augmented views are seeded by absolute image paths)
+    assert not keys & {r.key for r in plan([grid], "/out", root="/elsewhere").runs}
     # a value the trainer configs already have: nothing changes
     ctx = plan([grid], "/out", sets=[("OPTIM.MAX_EPOCH", "30")])
     assert {r.key for r in ctx.runs} == keys
@@ -235,7 +236,7 @@ def test_set_reruns_exactly_the_affected_runs(mini, local_out, synthetic_root, t
 def test_empty_or_foreign_results_json_is_not_done(mini, local_out, synthetic_root, tmp_path, capsys):
     out = str(tmp_path / "copy")
     shutil.copytree(local_out, out)
-    p = plan([load_grid(mini)], out, backbone="tiny", pretrained="none")
+    p = plan([load_grid(mini)], out, root=synthetic_root, backbone="tiny", pretrained="none")
     a, b = [r for r in p.runs if r.stage == "train"]
     stage_of_a = next(r for r in p.runs if r.parent_key == a.key)
     Path(a.out_dir, "results.json").write_text("")  # 0 bytes

@@ -93,6 +93,9 @@ def fingerprint_values(cfg):
         if key.startswith("TRAINER.") and key != "TRAINER.NAME" and not key.startswith(f"TRAINER.{own}."):
             continue
         values[key] = value
+    for key in ("DATASET.ROOT", "DATASET.OOD_ROOT"):  # one folder, however it was spelt
+        if values.get(key):
+            values[key] = os.path.abspath(os.path.expanduser(values[key]))
     values["weights"] = weights_identity(cfg.MODEL.BACKBONE.PRETRAINED)
     values["fingerprint_version"] = FINGERPRINT_VERSION
     return values

@@ -44,7 +44,7 @@ class RunSpec:
 
     def argv(self, restart=False):
         """The ``croft.train`` argument list (``--restart`` moves an unusable earlier run aside first)."""
-        argv = ["--output-dir", self.out_dir] + (["--root", self.root] if self.root else []) + list(self.flags)
+        argv = ["--output-dir", self.out_dir] + list(self.flags)  # flags hold --root (part of the fingerprint)
         if restart:
             argv.append("--restart")
         return argv + list(self.opts)
@@ -95,11 +95,12 @@ def extra_opts_pairs(text):
 class _Builder:
     """Merged configs of one grid: the YAML part once per trainer config, then each run's overrides."""
 
-    def __init__(self, grid, backbone):
+    def __init__(self, grid, backbone, root=""):
         from ..train import build_parser
 
         self.grid = grid
         self.backbone = backbone
+        self.root = root
         self.parser = build_parser()
         self._base = {}
         self._work = {}
@@ -110,6 +111,8 @@ class _Builder:
             flags += ["--config-file", self.grid.trainer_configs[config]]
         if self.backbone:
             flags += ["--backbone", self.backbone]
+        if self.root:  # part of the fingerprint: augmented views are seeded by absolute image paths
+            flags += ["--root", self.root]
         return flags
 
     def base(self, config):
@@ -201,7 +204,7 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
     duplicates = 0
     offered = {key: set() for key in filter_map}  # what each --only key could have matched
     for grid in grids:
-        builder = _Builder(grid, backbone)
+        builder = _Builder(grid, backbone, root)
         first = next(iter(grid.trainer_configs), None)
         dataset_name = builder.base(first).DATASET.NAME
         domains = dataset_domains(grid, dataset_name)
