@@ -1,6 +1,6 @@
 """Config tree, merging, and the CoOp-style CLI-to-config mapping."""
 from .defaults import get_cfg_default
-from .merge import ConfigError, merge_from_file, merge_from_list, set_value
+from .merge import ConfigError, get_value, merge_from_file, merge_from_list, set_value
 
 _CHOICES = {
     "TEST.OOD_PROTOCOL": ("standard", "reference"),
@@ -13,17 +13,10 @@ _CHOICES = {
 }
 
 
-def _get(cfg, key):
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
 def validate_cfg(cfg):
     """Check values whose type is right but whose content is not."""
     for key, allowed in _CHOICES.items():
-        value = _get(cfg, key)
+        value = get_value(cfg, key)
         if value not in allowed:
             raise ConfigError(f"invalid value for '{key}': {value!r}; expected one of {list(allowed)}")
     from ..evaluation.scores import score_names

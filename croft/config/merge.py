@@ -58,6 +58,14 @@ def _coerce(key, value, default, source):
     )
 
 
+def get_value(cfg, key):
+    """The value of the dotted ``key`` of ``cfg``."""
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
 def set_value(cfg, key, raw_value, source="command line"):
     """Set the dotted ``key`` of ``cfg`` to ``raw_value`` (decoded like yacs does)."""
     parts = key.split(".")

@@ -7,7 +7,7 @@ behaviour croft has (a shuffled training set, sequential evaluation, classificat
 default value is accepted and every other value is rejected.
 """
 from .defaults import get_cfg_default
-from .merge import ConfigError
+from .merge import ConfigError, get_value
 
 #: ``{dotted key: why croft does not honour it}``.
 UNSUPPORTED_KEYS = {
@@ -42,19 +42,12 @@ UNSUPPORTED_KEYS = {
 }
 
 
-def _value(cfg, key):
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
 def unsupported_settings(cfg):
     """``[(key, value, default), ...]`` for every key of :data:`UNSUPPORTED_KEYS` that ``cfg`` changes."""
     default = get_cfg_default()
     out = []
     for key in UNSUPPORTED_KEYS:
-        value, base = _value(cfg, key), _value(default, key)
+        value, base = get_value(cfg, key), get_value(default, key)
         if value != base:
             out.append((key, value, base))
     return out
