@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -419,12 +420,18 @@ def test_reference_configs(name):
     assert seen == expected
 
 
-def test_sweep_scripts_parse_and_print_usage():
-    for method in ("coop", "cocoop", "clip_adapter", "tip_adapter", "dplclip"):
-        for script in (f"{method}_pacs.sh", f"{method}_vlcs.sh", f"{method}_imagenet.sh", "run_setup1.sh",
-                       "run_setup2.sh"):
+def test_bash_entry_points_wrap_croft_sweep(tmp_path):
+    """scripts/<method>/run_setup{1,2}.sh are one-line wrappers over croft-sweep with the method's grids."""
+    for method in ("croft", "coop", "cocoop", "clip_adapter", "tip_adapter", "dplclip"):
+        for script, grids in (("run_setup1.sh", [f"{method}_setup1"]),
+                              ("run_setup2.sh", [f"{method}_setup2_pacs", f"{method}_setup2_vlcs"])):
             path = REPO / "scripts" / method / script
             subprocess.run(["bash", "-n", str(path)], check=True)
-        usage = subprocess.run(["bash", str(REPO / "scripts" / method / f"{method}_pacs.sh")],
-                               env=dict(os.environ, DATA="/x"), capture_output=True, text=True)
-        assert usage.returncode == 2 and "usage:" in usage.stdout
+            for grid in grids:
+                assert (REPO / "configs" / "sweeps" / f"{grid}.yaml").is_file() and f"{grid}.yaml" in path.read_text()
+    # a wrapper passes its arguments on: plan the runs of one seed without running anything
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "coop" / "run_setup1.sh"), "--dry-run", "--only", "seed=1"],
+                          capture_output=True, text=True, cwd=REPO,
+                          env=dict(os.environ, DATA=str(tmp_path), OUTPUT=str(tmp_path / "out"), PYTHON=sys.executable))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "3 run(s)" in proc.stdout and not (tmp_path / "out").exists()

@@ -15,20 +15,31 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = "OPTIM.MAX_EPOCH 1 DATALOADER.NUM_WORKERS 0 TEST.PLOT False DATALOADER.TEST.BATCH_SIZE 64"
 
 
-def sweep(data, out, seed):
-    env = dict(os.environ, DATA=str(data), OUTPUT=str(out), BACKBONE="tiny", PRETRAINED="none",
-               PYTHON=sys.executable, EXTRA_OPTS=FAST, HF_HUB_OFFLINE="1")
-    return subprocess.run(["bash", os.path.join(REPO, "scripts/croft/croft_pacs.sh"), "PACS", "rn50_ep30", str(seed),
-                           "1", "10"], env=env, capture_output=True, text=True, cwd=REPO)
+def sweep(data, out, *extra):
+    """The paper's PACS grid (configs/sweeps/croft_setup2_pacs.yaml) reduced to RN50, lambda2 10, seeds 1-2."""
+    from croft.sweep.cli import main as croft_sweep
+
+    return croft_sweep(["run", "croft_setup2_pacs", "--root", str(data), "--output", str(out), "--backbone", "tiny",
+                        "--pretrained", "none", "--opts", FAST + " DATASET.NUM_SHOTS 1", "--only", "config=rn50_ep30_pacs",
+                        "--only", "lambda2=10", "--only", "seed=1,2", *extra])
 
 
-def test_pacs_sweep_collect_and_skip_logic(synthetic_root, tmp_path):
+def test_pacs_sweep_stages_and_table(synthetic_root, tmp_path, capsys):
     out = tmp_path / "output"
-    for seed in (1, 2):
-        proc = sweep(synthetic_root, out, seed)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = sorted(out.glob("CRoFT/*/*/seed*/shots1/results.json"))
-    assert len(runs) == 8
+    assert sweep(synthetic_root, out, "--no-table") == 0
+    runs = sorted(out.glob("CRoFT/PACS/rn50_ep30_pacs/lambda2_10/test_on_*/seed*-*/results.json"))
+    assert len(runs) == 8  # 4 held-out domains x 2 seeds
+    stages = sorted(out.glob("CRoFT/PACS/rn50_ep30_pacs/lambda2_10/test_on_*/seed*-*/eval_ood-*/results.json"))
+    assert len(stages) == 8
+    result = json.loads(runs[0].read_text())
+    assert result["hparams"]["lambda1"] == 15.0 and result["hparams"]["gen_step"] == 0  # the PACS RN50 config
+    stage = json.loads(stages[0].read_text())
+    assert stage["hparams"]["eval_ratio"] == 0.5 and stage["hparams"]["eval_ratio_text"] == 0.0
+    assert stage["training_fingerprint"] == json.loads(
+        (stages[0].parent.parent / "results.json").read_text())["training_fingerprint"]
+    for ood in ("DTD", "Food101", "Caltech101"):
+        for score in ("energy", "mcm", "max_logit", "knn"):
+            assert set(result["open_set"][ood][score]) >= {"auroc", "fpr95", "aupr_in", "aupr_out"}
     table = subprocess.run([sys.executable, os.path.join(REPO, "tools/collect_results.py"), str(out), "--wide"],
                            capture_output=True, text=True, check=True).stdout
     for column in ("sketch", "photo", "cartoon", "art_painting", "Avg"):
@@ -36,22 +47,11 @@ def test_pacs_sweep_collect_and_skip_logic(synthetic_root, tmp_path):
     for ood in ("DTD", "Food101", "Caltech101"):
         for score in ("energy", "mcm", "max_logit", "knn"):
             assert f"{ood} {score} AUROC" in table and f"{ood} {score} FPR95" in table
-    result = json.loads(runs[0].read_text())
-    for ood in ("DTD", "Food101", "Caltech101"):
-        for score in ("energy", "mcm", "max_logit", "knn"):
-            assert set(result["open_set"][ood][score]) >= {"auroc", "fpr95", "aupr_in", "aupr_out"}
-
-    mtimes = {p: p.stat().st_mtime_ns for p in runs}
-    proc = sweep(synthetic_root, out, 1)
-    assert proc.stdout.count("skip (results.json exists)") == 4 and "run:" not in proc.stdout
-    victim = runs[0]
-    victim.unlink()
-    proc = sweep(synthetic_root, out, int(victim.parent.parent.name[len("seed"):]))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("run:") == 1 and victim.exists()
-    for path, mtime in mtimes.items():
-        if path != victim:
-            assert path.stat().st_mtime_ns == mtime
+    # a second invocation finds every run done and trains nothing
+    mtimes = {p: p.stat().st_mtime_ns for p in runs + stages}
+    capsys.readouterr()
+    assert sweep(synthetic_root, out, "--no-table") == 0
+    assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items())
 
 
 def _args(root, out, *extra):

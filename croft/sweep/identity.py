@@ -87,7 +87,7 @@ def pairs(items, what):
 
 
 def extra_opts_pairs(text):
-    """``EXTRA_OPTS`` / ``--opts``: KEY VALUE pairs in one string, split on whitespace as scripts/common.sh did
+    """``EXTRA_OPTS`` / ``--opts``: KEY VALUE pairs in one string, split on whitespace as the earlier bash scripts did
     (``read -a``: quotes are kept, so ``DATASET.OOD_SETS ['DTD']`` works; a value cannot hold a space)."""
     return pairs((text or "").split(), "EXTRA_OPTS")
 
