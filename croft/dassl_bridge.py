@@ -48,6 +48,7 @@ import time
 from yacs.config import CfgNode
 
 from .config.defaults import get_cfg_default as croft_cfg_default
+from .config.merge import flatten
 from .data.batch import Batch
 from .engine.checkpoint import BEST_NAME
 from .engine.logger import get_logger, setup_logger
@@ -70,19 +71,10 @@ _STATE = {"installed": False}
 
 
 # ====================================================================== config
-def _flatten(node, prefix=""):
-    for name, value in node.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, dict):
-            yield from _flatten(value, key + ".")
-        else:
-            yield key, value
-
-
 @functools.lru_cache(maxsize=None)
 def _croft_defaults():
     """``{dotted key: croft's default}`` (do not modify)."""
-    return dict(_flatten(croft_cfg_default()))
+    return dict(flatten(croft_cfg_default()))
 
 
 @functools.lru_cache(maxsize=None)
@@ -218,7 +210,7 @@ def extend_cfg(cfg):
     defaults = croft_cfg_default()
     _add_missing(cfg, defaults)
     if first:
-        flat_defaults = dict(_flatten(defaults))
+        flat_defaults = dict(flatten(defaults))
         for key, (dassl_value, croft_value) in CONVERTED_DEFAULTS.items():
             value = _get(cfg, key)
             if value == dassl_value and type(value) is type(dassl_value):
@@ -255,8 +247,8 @@ def croft_config(cfg, croft_name=None, check=True, dassl_only="refuse"):
     from .config.merge import _coerce
 
     out = croft_cfg_default()
-    given = dict(_flatten(cfg))
-    for key, default in _flatten(out):
+    given = dict(flatten(cfg))
+    for key, default in flatten(out):
         if key == "TRAINER.NAME" or key not in given:
             continue
         value = given[key]
@@ -290,7 +282,7 @@ def _refuse_dassl_only_keys(given):
     except ImportError:
         return
     croft_keys = _croft_defaults()
-    dassl = dict(_flatten(dassl_default()))
+    dassl = dict(flatten(dassl_default()))
     bad = [(k, v, dassl[k]) for k, v in given.items()
            if k not in croft_keys and k in dassl and not k.startswith("TRAINER.") and k != "VERSION" and v != dassl[k]]
     if bad:

@@ -369,9 +369,9 @@ def test_both_engine_bases_provide_the_engine_contract(bridge, synthetic_root, t
             c.defrost()
             c.OUTPUT_DIR = ""
         # (other trainers' groups may differ: CoOp's extend_cfg sets its own TRAINER.COOP/COCOOP defaults)
-        from croft.engine.fingerprint import _flatten
+        from croft.config.merge import flatten
         own = lambda k: not k.startswith("TRAINER.") or k == "TRAINER.NAME" or k.startswith("TRAINER.CRoFT.")
-        flat_a, flat_b = dict(_flatten(a)), dict(_flatten(b))
+        flat_a, flat_b = ({k: list(v) if isinstance(v, tuple) else v for k, v in flatten(c)} for c in (a, b))
         assert set(flat_a) == set(flat_b)
         diff = [(k, v, flat_b[k]) for k, v in flat_a.items() if own(k) and flat_b[k] != v]
         assert not diff, diff

@@ -81,11 +81,12 @@ def set_value(cfg, key, raw_value, source="command line"):
     node[leaf] = _coerce(key, value, node[leaf], source)
 
 
-def _flatten(tree, prefix=""):
+def flatten(tree, prefix=""):
+    """``(dotted key, value)`` of every leaf of a nested mapping (a config tree or a YAML mapping)."""
     for name, value in tree.items():
         key = f"{prefix}{name}"
         if isinstance(value, dict):
-            yield from _flatten(value, key + ".")
+            yield from flatten(value, key + ".")
         else:
             yield key, value
 
@@ -149,7 +150,7 @@ def config_layers(path):
                 where = "" if os.path.isabs(base) else f", relative to the folder of {file}"
                 raise ConfigError(f"{file}: base config not found: '{base}' (looked for {resolved}{where})")
             visit(resolved, f"{resolved} (base of {file})", chain)
-        layers.append((source, list(_flatten(tree))))
+        layers.append((source, list(flatten(tree))))
 
     visit(path, str(path), [])
     return layers

@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 
+from ..config.merge import flatten
+
 FINGERPRINT_VERSION = 1
 
 #: Keys that do not change a run's numbers (paths, speed and display settings).
@@ -54,15 +56,6 @@ def is_evaluation_key(key):
     return key.startswith(_EVALUATION_PREFIXES)
 
 
-def _flatten(node, prefix=""):
-    for name, value in node.items():
-        key = f"{prefix}{name}"
-        if hasattr(value, "items"):
-            yield from _flatten(value, key + ".")
-        else:
-            yield key, list(value) if isinstance(value, tuple) else value
-
-
 def trainer_group(cfg):
     """The ``TRAINER.<group>`` of the run's trainer (``CoOp`` -> ``COOP``), or None."""
     name = cfg.TRAINER.NAME
@@ -87,7 +80,8 @@ def fingerprint_values(cfg):
     """``{key: value}`` of everything that determines the run's numbers."""
     own = trainer_group(cfg)
     values = {}
-    for key, value in _flatten(cfg):
+    for key, value in flatten(cfg):
+        value = list(value) if isinstance(value, tuple) else value
         if key in EXCLUDED_KEYS:
             continue
         if key.startswith("TRAINER.") and key != "TRAINER.NAME" and not key.startswith(f"TRAINER.{own}."):
@@ -122,7 +116,7 @@ _ABSENT = "<absent>"
 def _defaults():
     from ..config import get_cfg_default
 
-    return dict(_flatten(get_cfg_default()))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in flatten(get_cfg_default())}
 
 
 def differences(stored, current, training_only=False):
