@@ -95,8 +95,7 @@ def test_setup1_prompt_is_the_originals(synthetic_root, tmp_path, name):
     other = ensemble(trainer) if ORIGINAL_PROMPT[name][0] == "single" else single_template(trainer)
     assert not torch.allclose(text_used(trainer), unit(other), atol=1e-3)  # the two prompts differ
     if name in ("ZeroshotCLIP", "CLIP_Adapter"):
-        hp = trainer.hparams()
-        assert hp["ensemble"] is False and hp["template"] == SINGLE
+        assert trainer.prompt_ensemble is False and trainer.cfg.DATASET.PROMPT_TEMPLATE == SINGLE
 
 
 @pytest.mark.parametrize("name", sorted(ORIGINAL_PROMPT))

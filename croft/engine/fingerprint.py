@@ -65,6 +65,12 @@ def trainer_group(cfg):
     return None
 
 
+def trainer_hparams(values):
+    """results.json's ``hparams``: the run's own ``TRAINER.<group>.*`` values, keys lower-cased without the prefix."""
+    return {key.split(".", 2)[2].lower(): value for key, value in values.items()
+            if key.startswith("TRAINER.") and key != "TRAINER.NAME"}
+
+
 def weights_identity(pretrained):
     """An open_clip tag / ``none`` as is; a checkpoint file by the SHA-256 of its content."""
     from ..data.feature_cache import file_fingerprint

@@ -16,8 +16,10 @@ Hooks a trainer implements (``croft/trainers/*.py`` are the examples):
   :class:`~croft.data.batch.Batch`; use ``parse_batch_train`` for ``(features, labels)``,
   ``model_backward_and_update`` for the update and ``batch_stats`` for the returned meters;
 - ``inference(features, settings) -> InferenceOutput``: logits and features of a batch of frozen
-  image features, under explicit :class:`~croft.evaluation.inference.InferenceSettings`;
-- ``hparams() -> dict``: the method hyper-parameters recorded in results.json.
+  image features, under explicit :class:`~croft.evaluation.inference.InferenceSettings`.
+
+results.json's ``hparams`` are the run's own ``TRAINER.<NAME>.*`` fingerprint values
+(:func:`~croft.engine.fingerprint.trainer_hparams`), not a method's hand-written list.
 
 The base runs the epochs, validation-based model selection (strict improvement: ties keep the
 earlier epoch, as the reference), checkpoints, resume, the final evaluation and ``results.json``.
@@ -75,7 +77,7 @@ from ..utils.errors import NonFiniteLossError
 from ..utils.registry import Registry
 from .checkpoint import (BEST_NAME, DROPPED_KEY, LAST_NAME, CheckpointError, epoch_file_name, fast_forward_scheduler,
                          latest_checkpoint, load_checkpoint, load_last, save_checkpoint, save_last)
-from .fingerprint import make_fingerprint
+from .fingerprint import make_fingerprint, trainer_hparams
 from .metrics_log import MetricsLog
 from .logger import get_logger
 from .optim import build_lr_scheduler, build_optimizer
@@ -274,10 +276,6 @@ class TrainerBase:
     def inference(self, features, settings: InferenceSettings = TRAINING) -> InferenceOutput:
         raise NotImplementedError
 
-    def hparams(self):
-        """Method hyper-parameters recorded in results.json."""
-        return {}
-
     # ------------------------------------------------------------------ training loop
     def train(self):
         self.before_train()
@@ -382,7 +380,7 @@ class TrainerBase:
         cache = self.dm.feature_cache
         timing = dict(self.timing, **(cache.stats if cache is not None else
                                       {"feature_cache_hits": 0, "feature_cache_misses": 0}))
-        metadata = run_metadata(cfg, self.dataset, self.hparams(), self.fingerprint)
+        metadata = run_metadata(cfg, self.dataset, trainer_hparams(self.fingerprint["values"]), self.fingerprint)
         results = build_results(metadata, evaluation, self.best_epoch, self.best_val_accuracy, timing)
         path = write_run(self.output_dir, results, evaluation.arrays, plot_title=title)
         self.logger.info(f"Results written to {path}")

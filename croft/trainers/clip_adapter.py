@@ -72,13 +72,6 @@ class CLIPAdapterMethod(FrozenCLIPMethod):
         img = self.adapted_features(features)
         return InferenceOutput(self.logit_scale * img @ self.text.t(), img, self.text)
 
-    def hparams(self):
-        cfg = self.cfg.TRAINER.CLIP_Adapter
-        hp = {"ratio": cfg.RATIO, "reduction": cfg.REDUCTION, "ensemble": self.prompt_ensemble}
-        if not self.prompt_ensemble:
-            hp["template"] = self.cfg.DATASET.PROMPT_TEMPLATE
-        return hp
-
 
 @TRAINER_REGISTRY.register("CLIP_Adapter")
 class CLIPAdapter(CLIPAdapterMethod, TrainerBase):

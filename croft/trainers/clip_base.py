@@ -57,8 +57,8 @@ class FrozenCLIPMethod:
 
         ``ensemble`` is True / False, or a trainer's prompt choice (its ``TRAINER.<NAME>.PROMPTS``
         key): ``"ensemble"``, ``"template"`` or ``"dataset"``. ``None`` and ``"dataset"`` follow
-        ``DATASET.PROMPT_ENSEMBLE``. The choice made is kept as ``self.prompt_ensemble`` (for
-        ``hparams``). Which method used which prompt in the original: docs/differences.md.
+        ``DATASET.PROMPT_ENSEMBLE``. The choice made is kept as ``self.prompt_ensemble``.
+        Which method used which prompt in the original: docs/differences.md.
         """
         choices = {"dataset": None, "template": False, "ensemble": True}
         if isinstance(ensemble, str):

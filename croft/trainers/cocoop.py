@@ -97,11 +97,6 @@ class CoCoOpMethod(PromptMethod):
         text = normalize(self.encode_prompts(learner(), learner.prompts.tokens))
         return InferenceOutput(logits, img, text)
 
-    def hparams(self):
-        cfg = self.cfg.TRAINER.COCOOP
-        return {"n_ctx": self.prompt_learner.prompts.n_ctx, "ctx_init": cfg.CTX_INIT,
-                "class_token_position": cfg.CLASS_TOKEN_POSITION, **self.prec_hparams()}
-
 
 @TRAINER_REGISTRY.register("CoCoOp")
 class CoCoOp(CoCoOpMethod, TrainerBase):

@@ -78,11 +78,6 @@ class CoOpMethod(PromptMethod):
         text = self.eval_text_features()
         return InferenceOutput(self.logit_scale * img @ text.t(), img, text)
 
-    def hparams(self):
-        cfg = self.cfg.TRAINER.COOP
-        return {"n_ctx": self.prompt_learner.prompts.n_ctx, "csc": cfg.CSC, "ctx_init": cfg.CTX_INIT,
-                "class_token_position": cfg.CLASS_TOKEN_POSITION, **self.prec_hparams()}
-
 
 @TRAINER_REGISTRY.register("CoOp")
 class CoOp(CoOpMethod, TrainerBase):

@@ -70,18 +70,6 @@ class CRoFTMethod(FrozenCLIPMethod):
                             ratio, ratio_text)
         return InferenceOutput(out.logits, out.img, out.txt)
 
-    def hparams(self):
-        cfg = self.cfg.TRAINER.CRoFT
-        hp = {"lambda1": cfg.lambda1, "lambda2": cfg.lambda2, "ratio": cfg.ratio, "ratio_text": cfg.ratio_text,
-              "gen_step": cfg.gen_step, "WCCF": cfg.WCCF, "edr_reduction": cfg.EDR_REDUCTION,
-              "edr_wccf_branch": cfg.EDR_WCCF_BRANCH}
-        ratio, ratio_text = (cfg.EVAL_RATIO, cfg.EVAL_RATIO_TEXT)
-        if ratio >= 0:
-            hp["eval_ratio"] = ratio
-        if ratio_text >= 0:
-            hp["eval_ratio_text"] = ratio_text
-        return hp
-
 
 @TRAINER_REGISTRY.register("CRoFT")
 class CRoFT(CRoFTMethod, TrainerBase):

@@ -93,11 +93,6 @@ class DPLCLIPMethod(PromptMethod):
         img = normalize(raw)
         return InferenceOutput(self.logit_scale * img @ text.t(), img, text)
 
-    def hparams(self):
-        cfg = self.cfg.TRAINER.DPLCLIP
-        return {"n_ctx": self.prompts.n_ctx, "mlp_depth": cfg.MLP_DEPTH, "mlp_width": cfg.MLP_WIDTH,
-                "mlp_dropout": cfg.MLP_DROPOUT, **self.prec_hparams()}
-
 
 @TRAINER_REGISTRY.register("DPLCLIP")
 class DPLCLIP(DPLCLIPMethod, TrainerBase):

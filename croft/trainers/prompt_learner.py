@@ -211,9 +211,6 @@ class PromptMethod(FrozenCLIPMethod):
         self.backward(loss)
         self.update(names)
 
-    def prec_hparams(self):
-        return {"prec": self.prec}
-
 
 class PromptTrainer(PromptMethod, TrainerBase):
     """:class:`PromptMethod` on croft's engine."""

@@ -256,10 +256,6 @@ class TipAdapterMethod(FrozenCLIPMethod):
         logits, img = self.tip_logits(features)
         return InferenceOutput(logits, img, self.text)
 
-    def hparams(self):
-        cfg = self.cfg.TRAINER.TIP_ADAPTER
-        return {"alpha": cfg.ALPHA, "beta": cfg.BETA, "augment_epoch": cfg.AUGMENT_EPOCH}
-
 
 @TRAINER_REGISTRY.register("TIP_ADAPTER")
 class TipAdapter(TipAdapterMethod, TrainerBase):

@@ -39,9 +39,6 @@ class ZeroshotCLIPMethod(FrozenCLIPMethod):
         img = l2norm(features)
         return InferenceOutput(self.logit_scale * img @ self.text.t(), img, self.text)
 
-    def hparams(self):
-        return {"template": self.cfg.DATASET.PROMPT_TEMPLATE, "ensemble": self.prompt_ensemble}
-
 
 @TRAINER_REGISTRY.register("ZeroshotCLIP")
 class ZeroshotCLIP(ZeroshotCLIPMethod, TrainerBase):
