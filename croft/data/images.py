@@ -19,10 +19,52 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 
+#: 16-bit single-channel modes: values 0 .. 65535.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+#: Formats whose mode ``I`` images are 16-bit (PIL widens 16-bit grayscale PNG and PGM, any maxval, to I).
+SIXTEEN_BIT_I_FORMATS = ("PNG", "PPM")
+
+
+class ImageModeError(ValueError):
+    """An image whose pixel values have no defined 8-bit meaning (mode, value range)."""
+
+
+def to_rgb(img):
+    """``img`` as an 8-bit RGB image.
+
+    ``convert("RGB")`` clips wide single-channel modes at 255, so a 16-bit image reads as nearly
+    all white. Those are converted here instead: 16-bit images (``I;16*``, and ``I`` from a PNG or
+    PGM) are scaled to 8 bit (``round(v / 257)``); other ``I`` and ``F`` images are kept only when
+    every value already is an 8-bit value (an integer in 0 .. 255), else :class:`ImageModeError`.
+    Every other mode (``RGB``, ``L``, ``P``, ``LA``, ``RGBA``, ``CMYK``, ``1``, ...) goes through
+    ``convert("RGB")`` as before.
+    """
+    mode = img.mode
+    if mode not in SIXTEEN_BIT_MODES and mode not in ("I", "F"):
+        return img.convert("RGB")
+    import numpy as np
+
+    values = np.asarray(img)
+    if mode in SIXTEEN_BIT_MODES or (mode == "I" and img.format in SIXTEEN_BIT_I_FORMATS):
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise ImageModeError(f"16-bit image (mode {mode}, {img.format or 'in memory'}) with values from "
+                                 f"{values.min()} to {values.max()}; expected values in 0 .. 65535")
+        eight = np.rint(values.astype(np.float64) / 257.0).astype(np.uint8)
+        return Image.fromarray(eight, mode="L").convert("RGB")
+    if values.size and not (values.min() >= 0 and values.max() <= 255 and np.array_equal(values, np.rint(values))):
+        kind = "32-bit integer" if mode == "I" else "floating-point"
+        raise ImageModeError(f"{kind} image (mode {mode}) with values from {values.min():g} to {values.max():g}: "
+                             "their 8-bit meaning is not defined; expected an 8- or 16-bit image (convert it to "
+                             "8 bit first)")
+    return img.convert("RGB")
+
+
 def read_image(path):
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return to_rgb(img)
+    except ImageModeError as exc:
+        raise OSError(f"unsupported image {path}: {exc}") from None
     except (OSError, ValueError) as exc:  # e.g. a file truncated after its header
         raise OSError(f"unreadable image {path} ({exc.__class__.__name__}: {str(exc)[:120]}); expected an image "
                       "file that PIL can open") from None
