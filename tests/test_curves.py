@@ -6,13 +6,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from croft.results.curves import (available_metrics, curve_series, load_runs, metric_value, plot_curves,
-                                  read_metrics, run_labels)
+from croft.results.curves import (available_metrics, curve_series, curves_figure, load_runs, metric_value,
+                                  plot_curves, read_metrics, run_labels)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def record(epoch, off=0.0, val=True):
@@ -145,13 +145,50 @@ def test_metric_value_and_labels():
     assert run_labels(["out/a", "out/a"]) == ["a (1)", "a (2)"]
 
 
-def test_plot_curves_writes_png(runs, tmp_path):
+def drawn_lines(ax):
+    return [(line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()]
+
+
+def has_colour(png, colour):
+    """Whether some pixel of ``png`` has matplotlib colour ``colour`` (e.g. ``"C0"``)."""
+    from matplotlib.colors import to_rgb
+    from matplotlib.image import imread
+
+    pixels = imread(png)[..., :3]
+    return bool((np.abs(pixels - np.array(to_rgb(colour))).max(axis=-1) < 1.5 / 255).any())
+
+
+def test_curves_figure_draws_every_run_in_every_panel(runs):
+    series = curve_series(load_runs(runs), "all")
+    fig = curves_figure(series, title="CRoFT")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == list(series) and len(fig.axes) == 9  # 7 panels on a 3 x 3 grid
+    for ax, lines in zip(panels, series.values()):
+        assert drawn_lines(ax) == [(label, epochs, values) for label, epochs, values in lines]
+        assert [line.get_color() for line in ax.get_lines()] == ["C0", "C1"]  # a run keeps its colour
+    assert fig.get_suptitle() == "CRoFT"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["seed1", "seed2"]
+    # a metric named explicitly without values: an empty panel that says so
+    fig = curves_figure(curve_series(load_runs(runs), "val_accuracy,nothing"), labels=["seed2", "seed1"])
+    val, nothing = fig.axes[:2]
+    assert drawn_lines(val) == [("seed1", [2, 4], [54.0, 58.0]), ("seed2", [2, 4], [54.5, 58.5])]
+    assert [line.get_color() for line in val.get_lines()] == ["C1", "C0"]  # labels fix the colours
+    assert drawn_lines(nothing) == [] and [t.get_text() for t in nothing.texts] == ["no values"]
+    with pytest.raises(ValueError, match="no metric"):
+        curves_figure({})
+
+
+def test_plot_curves_saves_the_figure(runs, tmp_path):
     series = curve_series(load_runs(runs), "all")
     out = plot_curves(series, str(tmp_path / "figs" / "curves.png"), title="CRoFT")
-    with open(out, "rb") as f:
-        assert f.read(8) == PNG_MAGIC
+    assert out == str(tmp_path / "figs" / "curves.png")
+    from matplotlib.image import imread
+
+    assert imread(out).shape[:2] == (round(3 * 3.8 * 110), round(3 * 5.2 * 110))
+    assert has_colour(out, "C0") and has_colour(out, "C1") and not has_colour(out, "C2")
     with pytest.raises(ValueError, match="no metric"):
         plot_curves({}, str(tmp_path / "x.png"))
+    assert not os.path.exists(tmp_path / "x.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,8 +200,7 @@ def test_plot_curves_cli_in_process(runs, tmp_path, capsys):
     assert tool.main([*runs, "--output", out, "--metrics", "loss,val_accuracy,nothing"]) == 0
     err = capsys.readouterr().err
     assert "truncated last line" in err and "warning: no values for metric nothing" in err and f"wrote {out}" in err
-    with open(out, "rb") as f:
-        assert f.read(8) == PNG_MAGIC
+    assert has_colour(out, "C0") and has_colour(out, "C1")  # both runs drawn
     # unreadable metrics.jsonl: one error line naming the file, exit status 1, no figure
     bad = write_run(str(tmp_path / "bad"), [], tail="{\n")
     assert tool.main([runs[0], bad, "--output", str(tmp_path / "no.png")]) == 1

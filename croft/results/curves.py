@@ -14,7 +14,7 @@ then in ``train`` (``loss``, ``acc`` and a trainer's other meters, e.g. CRoFT's 
 ``train.loss`` names a ``train`` entry explicitly. Values that are null, NaN or not numbers are
 left out of the curves (``val_accuracy`` is null for epochs without validation).
 
-:func:`curve_series` returns what :func:`plot_curves` draws, so tests can check it without PNGs.
+:func:`curve_series` returns what :func:`plot_curves` draws, and :func:`curves_figure` the figure it saves.
 Figures use matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``), like
 :mod:`croft.results.plots`; matplotlib is imported only when plotting.
 """
@@ -25,7 +25,7 @@ import os
 from collections import OrderedDict
 
 __all__ = ["METRICS_FILE", "DEFAULT_METRICS", "metrics_path", "read_metrics", "metric_value",
-           "available_metrics", "run_labels", "load_runs", "curve_series", "plot_curves"]
+           "available_metrics", "run_labels", "load_runs", "curve_series", "curves_figure", "plot_curves"]
 
 METRICS_FILE = "metrics.jsonl"
 #: The panels drawn by default (those with at least one value in some run).
@@ -197,8 +197,8 @@ def curve_series(runs, metrics=None):
     return series
 
 
-def plot_curves(series, out_png, title=None, labels=None):
-    """One panel per metric of ``series`` (:func:`curve_series`), one line per run; returns ``out_png``.
+def curves_figure(series, title=None, labels=None):
+    """The matplotlib ``Figure`` of :func:`plot_curves`: one panel per metric, one line per run.
 
     A run keeps its colour in every panel (``labels`` fixes the order; default: first appearance).
     """
@@ -241,7 +241,13 @@ def plot_curves(series, out_png, title=None, labels=None):
                    ncols=min(len(ordered), 3), fontsize="small")
     if title:
         fig.suptitle(title)
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
     FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_curves(series, out_png, title=None, labels=None):
+    """Draw :func:`curves_figure` into ``out_png``; returns ``out_png``."""
+    fig = curves_figure(series, title=title, labels=labels)
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
     fig.savefig(out_png, dpi=110)
     return out_png
