@@ -7,7 +7,6 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from croft.ood import (
-    SCORE_NAMES,
     energy_score,
     fpr_at_tpr,
     hendrycks_fpr_at_recall,
@@ -277,8 +276,25 @@ def test_hendrycks_matches_brute_force_and_ignores_order(seed):
 # scores
 # ----------------------------------------------------------------------------------------------
 
-def test_score_names():
-    assert SCORE_NAMES == ("energy", "mcm", "max_logit", "knn")
+def test_registered_scores_are_these_functions_with_the_context():
+    """The evaluation's score registry wires each name to its function here, with the run's context."""
+    from croft.evaluation.inference import Outputs
+    from croft.evaluation.scores import ScoreContext, compute_scores, score_names
+
+    assert score_names()[:4] == ["energy", "mcm", "max_logit", "knn"]
+    g = torch.Generator().manual_seed(3)
+    feats, text, bank = torch.randn(12, 8, generator=g), torch.randn(5, 8, generator=g), torch.randn(30, 8, generator=g)
+    outputs = Outputs(torch.randn(12, 5, generator=g) * 4, feats, torch.zeros(12, dtype=torch.long), text)
+    context = ScoreContext(knn_bank=bank, knn_k=7, mcm_temperature=0.3)
+    got = compute_scores(outputs, ["energy", "mcm", "max_logit", "knn"], context)
+    expected = {"energy": energy_score(outputs.logits), "max_logit": max_logit_score(outputs.logits),
+                "mcm": mcm_score(feats, text, temperature=0.3), "knn": knn_score(feats, bank, 7)}
+    for name, values in expected.items():
+        assert got[name].dtype == np.float64
+        np.testing.assert_array_equal(got[name], values.double().numpy(), err_msg=name)
+    # the context matters: another k and temperature give other values
+    assert not np.allclose(got["knn"], knn_score(feats, bank, 1).double().numpy())
+    assert not np.allclose(got["mcm"], mcm_score(feats, text, temperature=1.0).double().numpy())
 
 
 def test_energy_is_logsumexp():

@@ -1,4 +1,4 @@
-"""Feature math shared by every method: normalisation and scaled cosine logits.
+"""Feature math shared by every method: the two row normalisations.
 
 Two normalisations exist on purpose. CRoFT (and zero-shot CLIP, whose logits CRoFT starts from)
 divide by ``eps + ||x||`` as the reference implementation does (``docs/method.md`` §0);
@@ -18,7 +18,3 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     """Row-wise ``x / ||x||``."""
     return x / x.norm(dim=-1, keepdim=True)
 
-
-def cosine_logits(image: torch.Tensor, text: torch.Tensor, scale) -> torch.Tensor:
-    """``scale * image @ text^T`` for already-normalised rows: CLIP's classification logits."""
-    return scale * image @ text.t()

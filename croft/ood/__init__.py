@@ -6,10 +6,9 @@ from .metrics import (
     reference_energy_fpr,
     reference_metrics,
 )
-from .scores import SCORE_NAMES, energy_score, knn_score, max_logit_score, mcm_score
+from .scores import energy_score, knn_score, max_logit_score, mcm_score
 
 __all__ = [
-    "SCORE_NAMES",
     "energy_score",
     "max_logit_score",
     "mcm_score",

@@ -17,9 +17,7 @@ take torch tensors and return a 1-D tensor with one score per sample, on the inp
 import torch
 import torch.nn.functional as F
 
-SCORE_NAMES = ("energy", "mcm", "max_logit", "knn")
-
-__all__ = ["SCORE_NAMES", "energy_score", "max_logit_score", "mcm_score", "knn_score"]
+__all__ = ["energy_score", "max_logit_score", "mcm_score", "knn_score"]
 
 
 def _as_float(x, name):
