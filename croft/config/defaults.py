@@ -233,7 +233,7 @@ _C.CACHE.CHUNK_SIZE = 4096
 
 # ---------------------------------------------------------------- trainers
 _C.TRAINER = CN()
-# A registered trainer: CRoFT, ZeroshotCLIP, CoOp, CoCoOp, CLIP_Adapter, TIP_ADAPTER, DPLCLIP.
+# A registered trainer: CRoFT, ZeroshotCLIP, CoOp, CoCoOp, CLIP_Adapter, TIP_ADAPTER, DPLCLIP, BCAL, VLAD.
 _C.TRAINER.NAME = ""
 
 # CRoFT (ICML 2024).
@@ -317,6 +317,51 @@ _C.TRAINER.DPLCLIP.CLASS_TOKEN_POSITION = "end"
 _C.TRAINER.DPLCLIP.MLP_DEPTH = 3
 _C.TRAINER.DPLCLIP.MLP_WIDTH = 512
 _C.TRAINER.DPLCLIP.MLP_DROPOUT = 0.1
+
+# Bayes-CAL (docs/method.md §6.8): a variational class-name context and a variational
+# domain-name context, each learnt as a mean and a scale.
+_C.TRAINER.BCAL = CN()
+_C.TRAINER.BCAL.N_CTX = 16
+# Class-specific (name-specific) contexts instead of one shared context per learner.
+_C.TRAINER.BCAL.CSC = False
+# Words that initialise both contexts (e.g. "a photo of a"); sets N_CTX to their token count.
+_C.TRAINER.BCAL.CTX_INIT = ""
+_C.TRAINER.BCAL.PREC = "fp32"
+# Where the class (or domain) name goes: "end", "middle" or "front".
+_C.TRAINER.BCAL.CLASS_TOKEN_POSITION = "end"
+# Weights of the domain-name CE (alpha1), the IRM penalty (alpha2) and the gradient-orthogonality
+# term (alpha3, which changes the reported loss only). The reference's top-level alpha1..3 and
+# their defaults; its scripts pass 0.01, 0.5, 0.01 (configs/trainers/BCAL/defaults.yaml).
+_C.TRAINER.BCAL.alpha1 = 0.1
+_C.TRAINER.BCAL.alpha2 = 0.1
+_C.TRAINER.BCAL.alpha3 = 0.1
+# Initial value of every context scale sigma (the noise std is sigma**2); the reference's
+# constructor default.
+_C.TRAINER.BCAL.SIGMA_INIT = 1e-5
+
+# VLAD (docs/method.md §6.9): a residual adapter on the image features with a
+# neighbourhood-alignment regulariser. Key names and defaults as the reference's.
+_C.TRAINER.VLAD = CN()
+# Residual ratio of the image adapter: ratio * fc(x) + (1 - ratio) * x.
+_C.TRAINER.VLAD.ratio = 0.2
+# Residual ratio of the text adapter (TEXT_ENHANCED only).
+_C.TRAINER.VLAD.ratio_text = 0.2
+# Weights of the alignment term L_a (lambda1) and the divergence term L_d (lambda2); 0 turns a
+# term off.
+_C.TRAINER.VLAD.lambda1 = 0.0
+_C.TRAINER.VLAD.lambda2 = 0.0
+# Neighbours per anchor in the regulariser's pair selection.
+_C.TRAINER.VLAD.knn = 10
+# The adapter: Linear(D, D) (False) or Linear(D, D/4) -> ReLU -> Linear(D/4, D) -> ReLU (True).
+_C.TRAINER.VLAD.non_linear_adapter = False
+# Also adapt the class text features with a second adapter of the same form.
+_C.TRAINER.VLAD.TEXT_ENHANCED = False
+# Pair selection of the regulariser: "reference" (the reference's rule, which compares the
+# sorted sample indices with knn) or "knn" (the knn most similar samples).
+_C.TRAINER.VLAD.NEIGHBOURS = "reference"
+# Class prompts, as TRAINER.ZeroshotCLIP.PROMPTS: "template" (DATASET.PROMPT_TEMPLATE alone, the
+# reference's single template), "ensemble" or "dataset".
+_C.TRAINER.VLAD.PROMPTS = "template"
 
 
 def get_cfg_default():

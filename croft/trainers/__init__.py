@@ -5,7 +5,7 @@ croft trainer ``Method + TrainerBase``; :data:`METHODS` maps each registered nam
 class (``croft.dassl_bridge`` builds Dassl trainers from them).
 """
 from . import clip_adapter, cocoop, coop, dplclip, tip_adapter  # noqa: F401  (baselines, docs/method.md §6)
-from . import croft, zsclip  # noqa: F401
+from . import bcal, croft, vlad, zsclip  # noqa: F401
 
 #: Registered trainer name -> its engine-independent method class.
 METHODS = {
@@ -16,4 +16,6 @@ METHODS = {
     "CLIP_Adapter": clip_adapter.CLIPAdapterMethod,
     "TIP_ADAPTER": tip_adapter.TipAdapterMethod,
     "DPLCLIP": dplclip.DPLCLIPMethod,
+    "BCAL": bcal.BCALMethod,
+    "VLAD": vlad.VLADMethod,
 }
