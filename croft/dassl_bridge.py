@@ -57,6 +57,7 @@ from .evaluation.inference import TRAINING, run_inference
 
 #: croft trainer name -> its name in Dassl's TRAINER_REGISTRY (prefixed where CoOp has one of that name).
 DASSL_NAMES = {"CRoFT": "CRoFT", "CLIP_Adapter": "CLIP_Adapter", "TIP_ADAPTER": "TIP_ADAPTER", "DPLCLIP": "DPLCLIP",
+               "BCAL": "BCAL", "VLAD": "VLAD",
                "CoOp": "CroftCoOp", "CoCoOp": "CroftCoCoOp", "ZeroshotCLIP": "CroftZeroshotCLIP"}
 
 #: Dassl defaults that differ from croft's and are converted by :func:`extend_cfg` while they are
