@@ -35,10 +35,12 @@ from collections import OrderedDict
 
 import yaml
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SWEEPS_DIR = os.path.join(REPO_ROOT, "configs", "sweeps")
-DATASETS_DIR = os.path.join(REPO_ROOT, "configs", "datasets")
-TRAINERS_DIR = os.path.join(REPO_ROOT, "configs", "trainers")
+from ..config.locate import configs_dir
+
+# configs/ of a checkout, or the copy shipped inside an installed package (croft/config/locate.py)
+SWEEPS_DIR = os.path.join(configs_dir(), "sweeps")
+DATASETS_DIR = os.path.join(configs_dir(), "datasets")
+TRAINERS_DIR = os.path.join(configs_dir(), "trainers")
 
 BASE_KEY = "_BASE_"
 TOP_KEYS = ("name", "trainer", "dataset_config", "trainer_configs", "domains", "fixed", "axes", "zip",
