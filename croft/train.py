@@ -47,9 +47,12 @@ def main(argv=None):
     # Logging first: open_clip's first warning would otherwise configure the root logger.
     logger = setup_logger()
     from .config import ConfigError, setup_cfg
+    from .config.locate import locate_config
     from .engine.checks import check_cfg
 
     try:
+        args.config_file = locate_config(args.config_file)
+        args.dataset_config_file = locate_config(args.dataset_config_file, "--dataset-config-file")
         cfg = setup_cfg(args)
         check_cfg(cfg)
     except ConfigError as exc:
