@@ -11,18 +11,19 @@ def group_by(items, key):
     return groups
 
 
-def sample_class_balanced(items, num_shots, rng=random):
+def sample_class_balanced(items, num_shots, rng=random, label_of=lambda d: d.label):
     """K items per label (all of a label's items when it has fewer than K).
 
     ``num_shots < 1`` returns the input unchanged (docs/method.md §7.2). Labels are visited in
     first-appearance order, so the result depends only on the input order and the RNG state. This
     is the original's ``generate_fewshot_dataset`` (without ``repeat``); a short class is not an
     error here, the engine logs a warning and ``results.json`` records ``shots_used``.
+    ``label_of`` reads an item's label (default: ``item.label``).
     """
     if num_shots < 1:
         return list(items)
     out = []
-    for group in group_by(items, lambda d: d.label).values():
+    for group in group_by(items, label_of).values():
         out.extend(rng.sample(group, num_shots) if len(group) >= num_shots else group)
     return out
 

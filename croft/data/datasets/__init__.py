@@ -1,6 +1,7 @@
 """Dataset readers. Importing this package registers every dataset."""
 from .base import DATASET_REGISTRY, DatasetBase, subsample_classes
 from . import domain_folder, imagenet, openset  # noqa: F401  (registers DomainFolder, PACS, VLCS, ImageNet46)
+from . import coop, coop_imagenet  # noqa: F401  (registers CoOp's 11 few-shot datasets, ImageNet included)
 
 
 def build_dataset(cfg, check=True):

@@ -1,15 +1,20 @@
-"""Open-set (semantic-shift) evaluation sets: DTD, Food101, Caltech101 (docs/method.md §7.5).
+"""Open-set (semantic-shift) evaluation sets: DTD, Food101, Caltech101, Flowers102 (docs/method.md §7.5).
 
-Each set is read from CoOp's layout under the OOD root (``DATASET.ROOT`` for PACS/VLCS)::
+Each set is read from CoOp's layout under the OOD root (``DATASET.ROOT`` for PACS/VLCS), the same
+folder and :class:`~croft.data.datasets.coop_layouts.Layout` as the classification dataset of that
+name (``DescribableTextures``, ``Food101``, ``Caltech101``, ``OxfordFlowers``)::
 
     dtd/images/<class>/<image>                    + dtd/split_zhou_DescribableTextures.json
     food-101/images/<class>/<image>               + food-101/split_zhou_Food101.json
     caltech-101/101_ObjectCategories/<folder>/<image> + caltech-101/split_zhou_Caltech101.json
+    oxford_flowers/jpg/<image>                    + oxford_flowers/split_zhou_OxfordFlowers.json
 
 or, when the zhou split file is absent, from the class folders alone (labels = sorted folder
 order; for Caltech-101 ``BACKGROUND_Google`` and ``Faces_easy`` are skipped and ``airplanes``,
 ``Faces``, ``Leopards``, ``Motorbikes`` are renamed ``airplane``, ``face``, ``leopard``,
-``motorbike``, as in CoOp's zhou split). The zhou split's train + val + test lists are pooled
+``motorbike``, as in CoOp's zhou split; Flowers102: ``imagelabels.mat`` and ``cat_to_name.json``,
+in label order). This role never writes a split file: the pool of a set without one is the same
+on every run. The zhou split's train + val + test lists are pooled
 and sampled class-balanced, at most ``per_class`` per class (``DATASET.OOD_PER_CLASS``, the
 reference's 100). Items are ``Datum``s with domain 0, an empty domain name and the set's own
 label (never used by the ID classifier).
@@ -19,7 +24,7 @@ Class exclusion (classes that overlap the ID classes, so they are not semantic s
 - ``OOD_EXCLUSIONS`` lists them per ID dataset and per OOD set; ``DATASET.OOD_EXCLUDE`` picks the
   list (``""`` = the ID dataset's own: ``PACS``, ``VLCS``; ``none`` = no exclusion; DomainFolder
   defaults to ``none``).
-- Only Caltech-101 has excluded classes. The reference also defines class filters for DTD and
+- Only Caltech-101 has excluded classes (no Flowers102 class is a PACS/VLCS class). The reference also defines class filters for DTD and
   Food-101, but only in a method it never calls (dead code), so the published numbers
   use every DTD and Food-101 class; croft does the same. (No DTD texture or Food-101 dish is a
   PACS/VLCS class either.)
@@ -38,26 +43,36 @@ from collections import namedtuple
 
 from ..datum import Datum
 from ..fewshot import sample_class_balanced
-from ..splits import DatasetConfigError, DatasetError, is_image_file, read_split_json, visible_entries
+from ..splits import DatasetConfigError, DatasetError, read_split_json
+from .coop_layouts import CALTECH_IGNORED, CALTECH_RENAMED, LAYOUTS, read_flowers, scan_class_folders
 
 logger = logging.getLogger(__name__)
 
-OODSet = namedtuple("OODSet", "name folder image_dir split_file")
+OODSet = namedtuple("OODSet", "name folder image_dir split_file layout")
+
+
+def _ood_set(name, layout_name):
+    layout = LAYOUTS[layout_name]
+    return OODSet(name, layout.folder, layout.image_dir, layout.split_file, layout)
+
 
 OOD_SETS = {
-    "dtd": OODSet("DTD", "dtd", "images", "split_zhou_DescribableTextures.json"),
-    "food101": OODSet("Food101", "food-101", "images", "split_zhou_Food101.json"),
-    "caltech101": OODSet("Caltech101", "caltech-101", "101_ObjectCategories", "split_zhou_Caltech101.json"),
+    "dtd": _ood_set("DTD", "DescribableTextures"),
+    "food101": _ood_set("Food101", "Food101"),
+    "caltech101": _ood_set("Caltech101", "Caltech101"),
+    "flowers102": _ood_set("Flowers102", "OxfordFlowers"),
 }
 _ALIASES = {
     "describabletextures": "dtd",
     "food-101": "food101",
     "caltech-101": "caltech101",
+    "oxfordflowers": "flowers102",
+    "oxford_flowers": "flowers102",
 }
 
 # Caltech-101 folders that CoOp's zhou split skips or renames (the same applies to the fallback).
-CALTECH_IGNORED_FOLDERS = ("BACKGROUND_Google", "Faces_easy")
-CALTECH_RENAMED_FOLDERS = {"airplanes": "airplane", "Faces": "face", "Leopards": "leopard", "Motorbikes": "motorbike"}
+CALTECH_IGNORED_FOLDERS = CALTECH_IGNORED
+CALTECH_RENAMED_FOLDERS = CALTECH_RENAMED
 
 # OOD set -> exclusion list name -> zhou class names that overlap that ID dataset's classes.
 OOD_EXCLUSIONS = {
@@ -84,7 +99,8 @@ def _spec(name):
 
 
 def canonical_ood_name(name):
-    """``dtd`` → ``DTD``, ``food101`` → ``Food101``, ``caltech-101`` → ``Caltech101``."""
+    """``dtd`` → ``DTD``, ``food101`` → ``Food101``, ``caltech-101`` → ``Caltech101``, ``oxford_flowers`` →
+    ``Flowers102``."""
     return _spec(name).name
 
 
@@ -118,21 +134,14 @@ def _read_zhou(spec, image_dir, split_path):
 
 
 def _read_folders(spec, image_dir):
-    folders = [f for f in visible_entries(image_dir) if os.path.isdir(os.path.join(image_dir, f))]
-    if spec.name == "Caltech101":
-        folders = [f for f in folders if f not in CALTECH_IGNORED_FOLDERS]
-    if not folders:
+    if spec.name == "Flowers102":
+        groups = read_flowers(spec.layout, os.path.dirname(image_dir))
+        return [(os.path.join(image_dir, relpath), label, name)
+                for label, (name, relpaths) in sorted(groups.items()) for relpath in relpaths]
+    classes, skipped = scan_class_folders(spec.layout, image_dir)
+    if not classes:
         raise DatasetError(f"{spec.name}: no class folders in {image_dir}")
-    items, skipped = [], []
-    for label, folder in enumerate(folders):
-        classname = CALTECH_RENAMED_FOLDERS.get(folder, folder) if spec.name == "Caltech101" else folder
-        class_dir = os.path.join(image_dir, folder)
-        for name in visible_entries(class_dir):
-            path = os.path.join(class_dir, name)
-            if is_image_file(name) and os.path.isfile(path):
-                items.append((path, label, classname))
-            else:
-                skipped.append(path)
+    items = [(path, label, classname) for label, (_, classname, paths) in enumerate(classes) for path in paths]
     if skipped:
         logger.warning("%s: skipped %d non-image entries in %s, e.g. %s",
                        spec.name, len(skipped), image_dir, skipped[0])
@@ -140,7 +149,7 @@ def _read_folders(spec, image_dir):
 
 
 def load_ood_set(name, root, id_dataset_name, per_class, protocol="standard", rng=random):
-    """Load open-set set ``name`` (``DTD``, ``Food101``, ``Caltech101``; any case) from ``root``.
+    """Load open-set set ``name`` (``DTD``, ``Food101``, ``Caltech101``, ``Flowers102``; any case) from ``root``.
 
     ``id_dataset_name`` picks the exclusion list (``PACS``, ``VLCS`` or ``none``), ``per_class``
     caps the images per class (< 1 = all), ``protocol`` is ``TEST.OOD_PROTOCOL``; ``rng`` is the
