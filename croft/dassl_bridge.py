@@ -23,7 +23,9 @@ Imported only on request (nothing else in croft imports it). Importing it runs :
   ``CroftCoOp``, ``CroftCoCoOp``, ``CroftZeroshotCLIP`` (:data:`DASSL_NAMES`).
 - **Datasets.** croft's datasets are registered in Dassl's ``DATASET_REGISTRY`` only under names
   Dassl has none of (Dassl's own ``PACS`` and ``VLCS`` stay Dassl's; croft's trainers always read
-  croft's datasets, whatever Dassl registers).
+  croft's datasets, whatever Dassl registers), and never under the names of CoOp's 11 few-shot
+  datasets (``dassl_bridge_registers = False``): CoOp's train.py registers its own readers after
+  the bridge is installed.
 - **Logging.** Importing Dassl runs ``logging.disable(logging.WARNING)`` (its wilds module), which
   silences every logger of the process; :func:`install` re-enables logging.
 
@@ -586,7 +588,9 @@ def install():
     for croft_name in DASSL_NAMES:
         _register(DASSL_TRAINERS, dassl_trainer_class(croft_name), "trainer")
     for name in CROFT_DATASETS.keys():
-        if name not in DASSL_DATASETS.registered_names():
+        # croft's readers of CoOp's datasets keep CoOp's names: CoOp registers its own, after install().
+        if name not in DASSL_DATASETS.registered_names() and getattr(CROFT_DATASETS.get(name),
+                                                                     "dassl_bridge_registers", True):
             _register(DASSL_DATASETS, _dassl_dataset_class(name), "dataset")
     _STATE["installed"] = True
 
