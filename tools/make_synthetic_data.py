@@ -6,7 +6,9 @@
 
 writes DIR/PACS, DIR/VLCS, DIR/dtd, DIR/food-101, DIR/caltech-101 and an ImageNet tree (DIR/imagenet
 and its variants imagenetv2, imagenet-sketch, imagenet-adversarial, imagenet-rendition; see
-croft/data/synthetic.py). With --demo it writes the demo benchmark instead (make_demo_data:
+croft/data/synthetic.py), and the rest of CoOp's 11 few-shot datasets: DIR/oxford_pets,
+DIR/oxford_flowers, DIR/fgvc_aircraft, DIR/eurosat, DIR/stanford_cars, DIR/sun397, DIR/ucf101
+(croft/testing/fewshot_trees.py; dtd, food-101, caltech-101 and imagenet serve both). With --demo it writes the demo benchmark instead (make_demo_data:
 DIR/PACS, DIR/dtd, DIR/food-101, DIR/caltech-101 and the pretraining pool DIR/pretrain/PACS;
 see docs/demo.md); the count options then default to the demo's sizes.
 """
@@ -21,6 +23,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from croft.data.synthetic import DEMO_DEFAULTS, make_demo_data, make_synthetic_data  # noqa: E402
+from croft.testing.fewshot_trees import make_fewshot_trees  # noqa: E402
 
 
 def main(argv=None):
@@ -54,6 +57,7 @@ def main(argv=None):
                                         per_class_domain=6 if args.per_class_domain is None else args.per_class_domain,
                                         image_size=args.image_size,
                                         ood_per_class=8 if args.ood_per_class is None else args.ood_per_class)
+            paths.update(make_fewshot_trees(args.root, seed=args.seed, image_size=args.image_size))
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
