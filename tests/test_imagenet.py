@@ -324,6 +324,6 @@ def test_setup1_sweep_results_and_table(synthetic_root, tmp_path):
     assert row["avg"]["mean"] == pytest.approx(closed["average_accuracy"])
     md = format_table(rows, "md", wide=True)
     header = next(line for line in md.splitlines() if line.startswith("| Method"))
-    assert header.startswith("| Method | hparams | n_seeds | ID | imagenet_a | imagenet_r | imagenet_sketch | "
+    assert header.startswith("| Method | setting | n_seeds | ID | imagenet_a | imagenet_r | imagenet_sketch | "
                              "imagenet_v2 | Avg | ImageNet-new energy AUROC | ImageNet-new energy FPR95 |")
     assert "ID (Setup-I)" in md

@@ -14,9 +14,11 @@ import sys
 import numpy as np
 import pytest
 
-from croft.results.collect import collect, format_hparams, format_table
+from croft.config import get_cfg_default
+from croft.engine.fingerprint import fingerprint_values, trainer_hparams
+from croft.results.collect import collect, format_hparams, format_notes, format_table
 from croft.results.io import (load_scores, read_results_json, save_scores, write_results_json)
-from croft.results.plots import energy_series, plot_run, plot_runs, roc_series
+from croft.results.plots import energy_series, plot_run, plot_runs, roc_series, run_titles, series_colours
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,10 +26,13 @@ DOMAINS = ["sketch", "photo", "cartoon", "art_painting"]  # index = di
 SOURCES = {d: sorted(set(DOMAINS) - {d}) for d in DOMAINS}
 DOM_OFF = {"sketch": 8.1, "photo": 12.46, "cartoon": 2.7, "art_painting": 5.3}
 TRAINER_BASE = {"CRoFT": 80.0, "CoOp": 70.0}
-# setting A: lambda2=10, setting B: lambda2=1 (test favours B by +2), setting C: partial
-SETTINGS = {"A": {"lambda1": 15, "lambda2": 10, "ratio": 0.2, "ratio_text": 0.5, "gen_step": 0},
-            "B": {"lambda1": 15, "lambda2": 1, "ratio": 0.2, "ratio_text": 0.5, "gen_step": 0},
-            "C": {"lambda1": 15, "lambda2": 100, "ratio": 0.2, "ratio_text": 0.5, "gen_step": 0}}
+# config overrides per trainer and setting. CRoFT: A lambda2=10, B lambda2=1 (test favours B by +2),
+# C lambda2=100 (partial); CoOp: A and B differ in N_CTX
+CROFT_BASE = {"TRAINER.CRoFT.lambda1": 15.0, "TRAINER.CRoFT.gen_step": 0}
+SETTINGS = {("CRoFT", "A"): dict(CROFT_BASE, **{"TRAINER.CRoFT.lambda2": 10.0}),
+            ("CRoFT", "B"): dict(CROFT_BASE, **{"TRAINER.CRoFT.lambda2": 1.0}),
+            ("CRoFT", "C"): dict(CROFT_BASE, **{"TRAINER.CRoFT.lambda2": 100.0}),
+            ("CoOp", "A"): {"TRAINER.COOP.N_CTX": 16}, ("CoOp", "B"): {"TRAINER.COOP.N_CTX": 4}}
 SETTING_OFF = {"A": 0.0, "B": 2.0, "C": 1.0}
 # val favours A for CRoFT (although test favours B) and B for CoOp
 VAL = {("CRoFT", "A"): 96.0, ("CRoFT", "B"): 94.0, ("CRoFT", "C"): 90.0,
@@ -54,6 +59,19 @@ def ood_metric(trainer, setting, domain, seed, ood_set, score, metric):
             + 0.9 * seed * seed + (1.5 if ood_set == "Food101" else 0.0) + (0.4 if score == "mcm" else 0.0))
 
 
+def recorded(trainer, setting, domain, seed):
+    """The run's ``fingerprint_values`` as croft records them."""
+    cfg = get_cfg_default()
+    cfg.merge_from_list(["TRAINER.NAME", trainer, "SEED", str(seed), "DATASET.NAME", "PACS",
+                         "TEST_ENV", f"test_on_{domain}.json"])
+    cfg.merge_from_list([str(x) for kv in SETTINGS[(trainer, setting)].items() for x in kv])
+    return fingerprint_values(cfg)
+
+
+def hparams_of(trainer, setting):
+    return trainer_hparams(recorded(trainer, setting, "sketch", 1))
+
+
 def make_results(trainer, setting, domain, seed):
     open_set = {s: {score: {m: ood_metric(trainer, setting, domain, seed, s, score, m) for m in ("auroc", "fpr95")}
                     | {"aupr_in": 90.0, "aupr_out": 89.0}
@@ -63,7 +81,8 @@ def make_results(trainer, setting, domain, seed):
         "trainer": trainer, "dataset": "PACS", "backbone": "RN50", "pretrained": "openai",
         "seed": seed, "shots": 16, "protocol": "standard",
         "source_domains": SOURCES[domain], "target_domains": [domain],
-        "hparams": dict(SETTINGS[setting]), "best_epoch": 17,
+        "hparams": hparams_of(trainer, setting), "fingerprint_values": recorded(trainer, setting, domain, seed),
+        "best_epoch": 17,
         "closed_set": {"val_accuracy": val_acc(trainer, setting, domain, seed), "test_accuracy": acc,
                        "per_domain": {domain: acc}},
         "open_set": open_set,
@@ -83,9 +102,7 @@ SETUPS = [("CRoFT", "A"), ("CRoFT", "B"), ("CoOp", "A"), ("CoOp", "B"), ("CRoFT"
 
 
 def run_dir(root, trainer, setting, domain, seed):
-    h = SETTINGS[setting]
-    return os.path.join(root, trainer, f"PACS_rn50_{h['lambda1']}_{h['lambda2']}",
-                        f"test_on_{domain}.json", f"seed{seed}", "shots16")
+    return os.path.join(root, trainer, f"PACS_rn50_{setting}", f"test_on_{domain}.json", f"seed{seed}", "shots16")
 
 
 @pytest.fixture
@@ -114,7 +131,7 @@ def sweep(tmp_path):
 
 
 def find_row(rows, trainer, setting):
-    match = [r for r in rows if r["trainer"] == trainer and r["hparams"] == SETTINGS[setting]]
+    match = [r for r in rows if r["trainer"] == trainer and r["hparams"] == hparams_of(trainer, setting)]
     assert len(match) == 1, (trainer, setting, [(r["trainer"], r["hparams"]) for r in rows])
     return match[0]
 
@@ -170,7 +187,7 @@ def test_collect_hand_checked_numbers(sweep):
     assert (a["per_domain"]["sketch"]["mean"], a["per_domain"]["sketch"]["std"]) == pytest.approx((88.1, 1.0))
     # seed 1: (87.1 + 90.96 + 80.7 + 82.8) / 4 = 85.39; seed 2: (89.1 + 93.96 + 84.7 + 87.8) / 4 = 88.89
     assert (a["avg"]["mean"], a["avg"]["std"]) == pytest.approx((87.14, 1.75))
-    assert a["hparams_str"] == "λ1=15 λ2=10 gen_step=0 ratio=0.2 ratio_text=0.5"
+    assert a["setting_str"] == "λ2=10" and a["setting"] == [("TRAINER.CRoFT.lambda2", 10)]
     c = find_row(rows, "CRoFT", "C")
     # partial setting: sketch only seed 1 (81 + 8.1 - 1), average over seed 1 only
     assert c["per_domain"]["sketch"]["mean"] == pytest.approx(88.1)
@@ -200,9 +217,9 @@ def test_select_val_uses_validation_not_test(sweep):
     croft = [r for r in rows if r["trainer"] == "CRoFT"]
     coop = [r for r in rows if r["trainer"] == "CoOp"]
     # CRoFT: B has the better test accuracy, A the better val accuracy -> A
-    assert len(croft) == 1 and croft[0]["hparams"] == SETTINGS["A"]
+    assert len(croft) == 1 and croft[0]["hparams"] == hparams_of("CRoFT", "A")
     assert find_row(collect(sweep["root"]), "CRoFT", "B")["avg"]["mean"] > croft[0]["avg"]["mean"]
-    assert len(coop) == 1 and coop[0]["hparams"] == SETTINGS["B"]
+    assert len(coop) == 1 and coop[0]["hparams"] == hparams_of("CoOp", "B")
     assert "best mean closed_set.val_accuracy" in format_table(rows, "md")
 
 
@@ -210,25 +227,25 @@ def test_formats_render(sweep):
     rows = collect(sweep["root"])
     md = format_table(rows, "md", wide=True)  # the full table (the default is the compact one: tests/test_tables.py)
     header = next(line for line in md.splitlines() if line.startswith("| Method"))
-    assert header.startswith("| Method | hparams | n_seeds | art_painting | cartoon | photo | sketch | Avg | ")
+    assert header.startswith("| Method | setting | n_seeds | art_painting | cartoon | photo | sketch | Avg | ")
     assert "88.10 ± 1.00" in md and "87.14 ± 1.75" in md
     assert "DTD energy AUROC" in md and "Food101 mcm FPR95" in md
     assert "ddof=0" in md
     line_c = next(line for line in md.splitlines() if "λ2=100" in line)
     assert "88.10 ± 0.00†" in line_c and "86.39 ± 0.00*" in line_c
 
-    text = format_table(rows, "csv")
-    table = text.split("\n\n")[0]
-    parsed = list(csv.DictReader(io.StringIO(table)))
+    text = format_table(rows, "csv", wide=True)
+    parsed = list(csv.DictReader(io.StringIO(text)))
     assert len(parsed) == 5
-    a = next(r for r in parsed if r["Method"] == "CRoFT" and r["hparams"].startswith("λ1=15 λ2=10 "))
-    assert a["sketch"] == "88.10 ± 1.00" and a["Avg"] == "87.14 ± 1.75" and a["Dataset"] == "PACS"
-    assert a["n_seeds"] == "2" and a["Shots"] == "16"
-    assert "incomplete," + sweep["incomplete"] in text
+    a = next(r for r in parsed if r["Method"] == "CRoFT" and r["setting"] == "λ2=10")
+    assert [float(a[k]) for k in ("sketch mean", "sketch std", "Avg mean", "Avg std")] == pytest.approx(
+        [88.1, 1.0, 87.14, 1.75])
+    assert a["Dataset"] == "PACS" and a["n_seeds"] == "2" and a["Shots"] == "16" and a["TRAINER.CRoFT.lambda2"] == "10"
+    assert sweep["incomplete"] not in text and "incomplete," + sweep["incomplete"] in format_notes(rows, wide=True)
 
     tex = format_table(rows, "latex")
     assert "\\begin{tabular}" in tex and "\\end{tabular}" in tex
-    assert "88.10 $\\pm$ 1.00" in tex and "$\\lambda_{1}$=15" in tex
+    assert "88.10 $\\pm$ 1.00" in tex and "$\\lambda_{2}$=10" in tex
     assert "art\\_painting" in tex and "±" not in tex
     assert "% Incomplete runs" in tex
 
@@ -467,9 +484,10 @@ def test_plot_runs_and_cli(tmp_path, saved_figures):
     assert os.path.isfile(out)
     axes = saved_figures[-1].axes
     assert len(axes) == 2 * len(dirs)  # one row (histograms, ROC) per run
+    assert saved_figures[-1].get_suptitle() == "CRoFT · PACS · seed 1"  # what the runs share
     for row, d in enumerate(dirs):
         ax_hist, ax_roc = axes[2 * row], axes[2 * row + 1]
-        assert ax_hist.get_title() == f"CRoFT PACS {DOMAINS[row]} seed 1  energy"  # from the run's results.json
+        assert ax_hist.get_title() == f"held out {DOMAINS[row]}  energy"  # what tells this run apart
         assert_panels_draw(ax_hist, ax_roc, load_scores(d))
     with pytest.raises(FileNotFoundError, match="nothere"):
         plot_runs([dirs[0], str(tmp_path / "nothere")], str(tmp_path / "x.png"))
@@ -487,6 +505,48 @@ def test_plot_runs_and_cli(tmp_path, saved_figures):
     assert not os.path.exists(str(tmp_path / "y.png"))
 
 
+def test_plot_titles_name_what_differs_between_the_runs(tmp_path, saved_figures):
+    def run(name, trainer, setting, domain="sketch", seed=1):
+        d = str(tmp_path / name)
+        save_scores(d, fake_scores())
+        write_results_json(d, make_results(trainer, setting, domain, seed))
+        return d
+
+    l2 = [run("l2_10", "CRoFT", "A"), run("l2_1", "CRoFT", "B")]  # differ only in lambda2
+    assert run_titles(l2) == ("CRoFT · PACS · held out sketch · seed 1", ["λ2=10", "λ2=1"])
+    plot_runs(l2, str(tmp_path / "l2.png"))
+    fig = saved_figures[-1]
+    assert [ax.get_title() for ax in fig.axes] == ["λ2=10  energy", "λ2=10  ROC (energy, ID positive)",
+                                                   "λ2=1  energy", "λ2=1  ROC (energy, ID positive)"]
+    mixed = [l2[0], run("coop_a", "CoOp", "A", seed=2), run("coop_b", "CoOp", "B", seed=2)]
+    assert run_titles(mixed) == ("PACS · held out sketch", ["CRoFT · seed 1", "CoOp · seed 2 · N_CTX=16",
+                                                            "CoOp · seed 2 · N_CTX=4"])
+    bare = str(tmp_path / "bare")
+    save_scores(bare, fake_scores())
+    assert run_titles([l2[0], bare])[1][1] == os.path.normpath(bare)
+
+
+def test_a_set_keeps_its_colour_in_every_panel(tmp_path, saved_figures):
+    from matplotlib.colors import to_rgba
+
+    dirs = []
+    for i, scores in enumerate([fake_scores(), {k: v for k, v in fake_scores().items() if "Food101" not in k}]):
+        d = str(tmp_path / f"run{i}")
+        save_scores(d, scores)
+        dirs.append(d)
+    plot_runs(dirs, str(tmp_path / "runs.png"))
+    colours = series_colours([load_scores(d) for d in dirs])
+    assert len(set(colours.values())) == len(colours)  # sets and ID-side series: one colour each
+    axes = saved_figures[-1].axes
+    for row in range(len(dirs)):
+        ax_hist, ax_roc = axes[2 * row], axes[2 * row + 1]
+        hist = {label.split(" (n=")[0]: h.get_edgecolor() for h, label in zip(*ax_hist.get_legend_handles_labels())}
+        roc = {label.split(" (AUROC")[0]: to_rgba(h.get_color())
+               for h, label in zip(*ax_roc.get_legend_handles_labels())}
+        assert roc and all(hist[f"OOD: {name}"] == colour == to_rgba(colours[name]) for name, colour in roc.items())
+        assert hist["val (ID)"] == to_rgba(colours["val (ID)"]) and hist["val (ID)"] not in roc.values()
+
+
 def test_collect_results_cli(sweep, tmp_path):
     out = str(tmp_path / "table.csv")
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "collect_results.py"), sweep["root"],
@@ -494,7 +554,7 @@ def test_collect_results_cli(sweep, tmp_path):
                           capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert sweep["bad"] in proc.stderr  # malformed files are reported on stderr too
-    table = open(out, encoding="utf-8").read().split("\n\n")[0]
-    parsed = list(csv.DictReader(io.StringIO(table)))
-    assert sorted((r["Method"], r["hparams"].split()[1]) for r in parsed) == [("CRoFT", "λ2=10"), ("CoOp", "λ2=1")]
-    assert next(r for r in parsed if r["Method"] == "CRoFT")["sketch"] == "88.10 ± 1.00"
+    parsed = list(csv.DictReader(open(out, encoding="utf-8")))
+    assert sorted((r["Method"], r["setting"]) for r in parsed) == [("CRoFT", "λ2=10"), ("CoOp", "N_CTX=4")]
+    croft = next(r for r in parsed if r["Method"] == "CRoFT")
+    assert (float(croft["sketch mean"]), float(croft["sketch std"])) == pytest.approx((88.1, 1.0))

@@ -1,8 +1,10 @@
 """The compact results table of ``croft.results.collect.format_table`` (the default of
-``tools/collect_results.py``) and the warnings about unusable metric values.
+``tools/collect_results.py``), which runs share a row, the CSV, and the warnings about unusable
+metric values and unreadable schema versions.
 
 The wide table (``wide=True``) is tested in tests/test_results.py. Expected numbers are computed
-here from the fabricated per-run values with the ``statistics`` module.
+here from the fabricated per-run values with the ``statistics`` module. The fabricated results.json
+files record their settings as croft does (``fingerprint_values`` of a real config).
 """
 import csv
 import io
@@ -16,7 +18,9 @@ import sys
 
 import pytest
 
-from croft.results.collect import collect, format_hparams, format_table
+from croft.config import get_cfg_default
+from croft.engine.fingerprint import fingerprint_values, trainer_hparams
+from croft.results.collect import collect, format_notes, format_table
 from croft.results.io import write_results_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,16 +29,25 @@ DOMAINS = ["art_painting", "cartoon", "photo", "sketch"]
 OOD_SETS = ["DTD", "Food101", "Caltech101"]
 ALL_SCORES = ["energy", "mcm", "max_logit", "knn"]
 SEEDS = [1, 2, 3]
-CROFT_HP = {"lambda2": 10, "ratio": 0.2, "ratio_text": 0.5, "gen_step": 1, "WCCF": True,
-            "edr_reduction": "mean_sumsq", "edr_wccf_branch": True}
-# (trainer, hparams): the settings of the PACS-like sweep; the longest method name is CLIP_Adapter
+# (trainer, config overrides): the settings of the PACS-like sweep; the longest method name is CLIP_Adapter
 SETTINGS = [
-    ("CRoFT", dict(CROFT_HP, lambda1=15)),
-    ("CRoFT", dict(CROFT_HP, lambda1=5)),
-    ("CLIP_Adapter", {"ratio": 0.2, "reduction": 4, "ensemble": False, "template": "a photo of a {}."}),
-    ("ZeroshotCLIP", {"template": "a photo of a {}.", "ensemble": False}),
-    ("CoOp", {"n_ctx": 16, "csc": False, "class_token_position": "end", "prec": "fp16"}),
+    ("CRoFT", {"TRAINER.CRoFT.lambda1": 15.0, "TRAINER.CRoFT.lambda2": 10.0}),
+    ("CRoFT", {"TRAINER.CRoFT.lambda1": 5.0, "TRAINER.CRoFT.lambda2": 10.0}),
+    ("CLIP_Adapter", {"OPTIM.LR": 0.002}),
+    ("ZeroshotCLIP", {}),
+    ("CoOp", {"TRAINER.COOP.PREC": "fp16", "OPTIM.LR": 0.002}),
 ]
+# what tells the two CRoFT rows apart (the other methods have one row each: no label)
+LABELS = {0: "λ1=15", 1: "λ1=5"}
+
+
+def recorded(trainer, seed, domain, overrides=(), dataset="PACS"):
+    """A run's ``fingerprint_values`` as croft records them: defaults, then the run's keys."""
+    cfg = get_cfg_default()
+    cfg.merge_from_list(["TRAINER.NAME", trainer, "SEED", str(seed), "DATASET.NAME", dataset,
+                         "TEST_ENV", f"test_on_{domain}.json" if domain else ""])
+    cfg.merge_from_list([str(x) for kv in dict(overrides).items() for x in kv])
+    return fingerprint_values(cfg)
 
 
 def acc_of(k, domain, seed):
@@ -53,14 +66,15 @@ def ood_of(k, domain, seed, ood_set, score, metric):
     return 85.0 + k + oi + (seed - 2) * 0.5  # aupr_in / aupr_out
 
 
-def results_of(k, domain, seed):
-    trainer, hp = SETTINGS[k]
+def results_of(k, domain, seed, overrides=()):
+    trainer, keys = SETTINGS[k]
     acc = acc_of(k, domain, seed)
+    values = recorded(trainer, seed, domain, dict(keys, **dict(overrides)))
     return {
         "schema_version": 2, "setup": "setup2", "trainer": trainer, "dataset": "PACS", "backbone": "ViT-B/16",
         "pretrained": "openai", "seed": seed, "shots": 16, "protocol": "standard",
         "source_domains": [d for d in DOMAINS if d != domain], "target_domains": [domain],
-        "ood_sets": OOD_SETS, "hparams": hp,
+        "ood_sets": OOD_SETS, "hparams": trainer_hparams(values), "fingerprint_values": values,
         "closed_set": {"val_accuracy": 90.0 + k, "test_accuracy": acc, "id_accuracy": acc, "per_domain": {domain: acc}},
         "open_set": {o: {s: {m: ood_of(k, domain, seed, o, s, m) for m in ("auroc", "fpr95", "aupr_in", "aupr_out")}
                          for s in ALL_SCORES} for o in OOD_SETS},
@@ -123,12 +137,12 @@ def md_tables(text):
 
 
 def label_of(k, keys):
-    trainer, hp = SETTINGS[k]
-    return f"{trainer} [{keys[format_hparams(hp)]}]"
+    trainer = SETTINGS[k][0]
+    return f"{trainer} [{keys[LABELS[k]]}]" if k in LABELS else trainer
 
 
 def hp_keys(text):
-    """``{full hparams string: key}`` from the md footnote."""
+    """``{setting text: key}`` from the md footnote (``- [a] λ1=5``)."""
     return {m.group(2): m.group(1) for m in re.finditer(r"^- \[([a-z]+)\] (.+)$", text, flags=re.M)}
 
 
@@ -158,7 +172,7 @@ def test_default_md_fits_120_characters(pacs):
     assert "AUROC (%) ↑" in auroc[0] and "FPR95 (%) ↓" in fpr[0]
     # the numbers: mean ± std over the 3 seeds (bold markers aside)
     keys = hp_keys(md)
-    assert len(keys) == len(SETTINGS)
+    assert set(keys) == set(LABELS.values())
     for k in range(len(SETTINGS)):
         label = label_of(k, keys)
         cells = [c.strip("*") for c in closed[2][label]]
@@ -171,21 +185,18 @@ def test_default_md_fits_120_characters(pacs):
     assert any(float(c.strip("*").split("± ")[1]) >= 10 for c in closed[2][label_of(0, keys)])
 
 
-def test_rows_sorted_by_method_then_hparam_values_and_keyed(pacs):
-    md = format_table(collect(pacs), "md")
+def test_rows_sorted_by_method_then_setting_values_and_keyed(pacs):
+    rows = collect(pacs)
+    md = format_table(rows, "md")
     closed = md_tables(md)[0]
-    labels = list(closed[2])
-    # case-insensitive method order; CRoFT λ1=5 before λ1=15 (numeric, not string order)
-    assert [lab.split(" [")[0] for lab in labels] == ["CLIP_Adapter", "CoOp", "CRoFT", "CRoFT", "ZeroshotCLIP"]
-    keys = hp_keys(md)
-    assert labels == [f"CLIP_Adapter [{keys[format_hparams(SETTINGS[2][1])]}]",
-                      f"CoOp [{keys[format_hparams(SETTINGS[4][1])]}]",
-                      f"CRoFT [{keys[format_hparams(SETTINGS[1][1])]}]",
-                      f"CRoFT [{keys[format_hparams(SETTINGS[0][1])]}]",
-                      f"ZeroshotCLIP [{keys[format_hparams(SETTINGS[3][1])]}]"]
-    # keys are given in print order: a, b, c, ...
-    assert [lab.split(" [")[1].rstrip("]") for lab in labels] == ["a", "b", "c", "d", "e"]
-    assert "- [c] λ1=5 λ2=10 WCCF=True edr_reduction=mean_sumsq" in md
+    # case-insensitive method order; CRoFT λ1=5 before λ1=15 (numeric, not string order); only the
+    # CRoFT rows need a label, and it names only what differs between them
+    assert list(closed[2]) == ["CLIP_Adapter", "CoOp", "CRoFT [a]", "CRoFT [b]", "ZeroshotCLIP"]
+    assert "- [a] λ1=5\n- [b] λ1=15\n" in md
+    croft = [r for r in rows if r["trainer"] == "CRoFT"]
+    assert [r["setting"] for r in croft] == [[("TRAINER.CRoFT.lambda1", 5)], [("TRAINER.CRoFT.lambda1", 15)]]
+    assert all(r["pooled"] == ["SEED", "TEST_ENV"] for r in rows)
+    assert "pooled here: SEED, TEST_ENV." in " ".join(md.split())
     # deterministic: the same text from a second collect
     assert format_table(collect(pacs), "md") == md
 
@@ -213,16 +224,7 @@ def test_best_value_per_column_is_marked(pacs):
     m, s = expected_avg(best_k)
     assert f"\\textbf{{{m:.2f} $\\pm$ {s:.2f}}}" in tex
     assert "\\multicolumn{2}{c|}{Caltech101}" in tex and "FPR95$\\downarrow$" in tex
-    assert "$\\lambda_{1}$=15" in tex  # hyper-parameters under the table
-
-    text = format_table(rows, "csv")
-    assert "**" not in text and "textbf" not in text
-    table = list(csv.DictReader(io.StringIO(text.split("\n\n")[0])))
-    assert len(table) == len(SETTINGS)
-    row = next(r for r in table if r["Method"] == "CRoFT" and r["hparams"].startswith("λ1=15 "))
-    assert row["Avg"] == fmt(expected_avg(0)) and row["n_seeds"] == "3"
-    assert row["DTD energy FPR95"] == fmt(expected_ood(0, "DTD", "energy", "fpr95"))
-    assert not any("mcm" in col for col in table[0])
+    assert "Settings: [a] $\\lambda_{1}$=5; [b] $\\lambda_{1}$=15." in tex  # the labels under the table
 
 
 def test_aupr_is_highest_best_and_unknown_metric_fails(pacs):
@@ -249,9 +251,10 @@ def test_several_scores_all_and_missing_score(pacs):
                                                                    for _ in range(2)]
     missing = format_table(rows, "md", scores=["energy", "odin"])
     assert "No open-set results for score(s) odin (available: energy, mcm, max_logit, knn)." in missing
-    # a wide table keeps every score, no marks, full hyper-parameters
+    # a wide table keeps every score, no marks, the settings in a column
     wide = format_table(rows, "md", wide=True)
-    assert "| Method | hparams | n_seeds |" in wide and "Caltech101 knn FPR95" in wide and "**" not in wide
+    assert "| CRoFT | λ1=5 | 3 |" in wide and "| CoOp |  | 3 |" in wide
+    assert "Caltech101 knn FPR95" in wide and "**" not in wide
 
 
 def md_all_tables(text):
@@ -294,10 +297,11 @@ def test_setup1_compact_columns(tmp_path):
     variants = {"imagenet_v2": 60.0, "imagenet_sketch": 45.0, "imagenet_a": 50.0, "imagenet_r": 75.0}
     for t, off in (("CRoFT", 0.0), ("CoOp", -2.0)):
         for seed in SEEDS:
+            values = recorded(t, seed, None, {"TRAINER.CRoFT.lambda1": 5.0} if t == "CRoFT" else {}, "ImageNet46")
             write_results_json(str(tmp_path / t / f"seed{seed}"), {
                 "schema_version": 2, "setup": "setup1", "trainer": t, "dataset": "ImageNet46",
                 "backbone": "ViT-B/16", "pretrained": "openai", "seed": seed, "shots": 16,
-                "hparams": {"lambda1": 5, "lambda2": 5} if t == "CRoFT" else {}, "target_domains": [],
+                "hparams": trainer_hparams(values), "fingerprint_values": values, "target_domains": [],
                 "closed_set": {"val_accuracy": 70.0, "test_accuracy": 71.0 + off + seed,
                                "per_domain": {k: v + off + seed for k, v in variants.items()}},
                 "open_set": {"ImageNet-new": {"energy": {"auroc": 90.0 + off, "fpr95": 40.0 - off}}}})
@@ -307,9 +311,9 @@ def test_setup1_compact_columns(tmp_path):
     closed, auroc, fpr = md_tables(md)
     assert closed[1] == ["Method", "ID"] + sorted(variants) + ["Avg"]
     assert "ID test set" in closed[0]
-    assert closed[2]["CRoFT [a]"][0] == "**73.00±0.82**" and closed[2]["CoOp"][0] == "71.00±0.82"
-    assert closed[2]["CRoFT [a]"][-1] == f"**{statistics.mean(variants.values()) + 2:.2f}±0.82**"
-    assert fpr[2]["CRoFT [a]"] == ["**40.00±0.00**"] and auroc[2]["CoOp"] == ["88.00±0.00"]
+    assert closed[2]["CRoFT"][0] == "**73.00±0.82**" and closed[2]["CoOp"][0] == "71.00±0.82"
+    assert closed[2]["CRoFT"][-1] == f"**{statistics.mean(variants.values()) + 2:.2f}±0.82**"
+    assert fpr[2]["CRoFT"] == ["**40.00±0.00**"] and auroc[2]["CoOp"] == ["88.00±0.00"]
     assert "ID (Setup-I)" in md
     # LaTeX and CSV keep "mean ± std"
     assert "73.00 $\\pm$ 0.82" in format_table(collect(str(tmp_path)), "latex")
@@ -331,7 +335,7 @@ def test_footer_sections_are_kept(pacs):
     # --select val: one row per trainer
     assert [lab.split(" [")[0] for lab in md_tables(md)[0][2]] == ["CLIP_Adapter", "CoOp", "CRoFT", "ZeroshotCLIP"]
     assert "% Incomplete runs" in format_table(rows, "latex")
-    assert "incomplete," + incomplete in format_table(rows, "csv")
+    assert "incomplete," + incomplete in format_notes(rows) and incomplete not in format_table(rows, "csv")
 
 
 def test_empty_root_compact(tmp_path):
@@ -339,6 +343,165 @@ def test_empty_root_compact(tmp_path):
     assert "No finished runs" in format_table(rows, "md")
     assert "No finished runs" in format_table(rows, "latex")
     assert format_table(rows, "csv").startswith("Dataset,")
+
+
+# ---------------------------------------------------------------------------------------------
+# which runs share a row
+
+def write_run(root, name, k=0, domain="sketch", seed=1, overrides=(), acc=None, **top):
+    """One fabricated run of setting ``k`` (with config ``overrides``) in ``root/name``."""
+    r = dict(results_of(k, domain, seed, overrides), **top)
+    if acc is not None:
+        r["closed_set"] = dict(r["closed_set"], test_accuracy=acc, per_domain={domain: acc})
+    write_results_json(os.path.join(root, name), r)
+    return r
+
+
+@pytest.mark.parametrize("key, a, b, seeds", [
+    ("OPTIM.LR", 0.001, 0.002, (1, 2)),        # was: one row "over 2 seeds"
+    ("OPTIM.LR", 0.001, 0.002, (1, 1)),        # was: one run dropped as a "duplicate"
+    ("OPTIM.MAX_EPOCH", 3, 2, (1, 1)),         # was: reported as duplicates of each other
+    ("DATASET.VAL_PERCENT", 0.2, 0.1, (1, 2)),  # a key no method's hparams ever showed
+])
+def test_runs_that_differ_in_any_recorded_key_are_never_averaged(tmp_path, key, a, b, seeds):
+    root = str(tmp_path)
+    write_run(root, "a", seed=seeds[0], overrides={key: a}, acc=60.0)
+    write_run(root, "b", seed=seeds[1], overrides={key: b}, acc=70.0)
+    rows = collect(root)
+    assert sorted((r["per_domain"]["sketch"]["mean"], r["n_seeds"], r["setting"][0][1]) for r in rows) == [
+        (60.0, 1, a), (70.0, 1, b)]
+    assert all(r["setting"] == [(key, r["setting"][0][1])] for r in rows)  # labelled with that key only
+    assert not any("duplicate" in w for w in rows.warnings)
+    md = format_table(rows, "md")
+    assert sorted(md_tables(md)[0][2]) == ["CRoFT [a]", "CRoFT [b]"]
+    low, high = sorted([a, b])
+    assert f"- [a] {key}={low}\n- [b] {key}={high}\n" in md
+
+
+def test_a_key_an_older_run_lacks_counts_as_its_default(tmp_path):
+    root = str(tmp_path)
+    old = results_of(0, "sketch", 1)
+    del old["fingerprint_values"]["DATASET.FEWSHOT_SAMPLER"]  # written before croft had the key
+    write_results_json(os.path.join(root, "old"), old)
+    write_run(root, "new", seed=2)  # the key at its default
+    write_run(root, "other", seed=3, overrides={"DATASET.VAL_SHOTS": 4})
+    rows = collect(root)
+    assert sorted((r["n_seeds"], tuple(r["setting"])) for r in rows) == [
+        (1, (("DATASET.VAL_SHOTS", 4),)), (2, (("DATASET.VAL_SHOTS", -1),))]
+
+
+def test_runs_with_and_without_an_evaluation_stage_are_not_averaged(tmp_path):
+    root = str(tmp_path)
+    overrides = {"TRAINER.CRoFT.EVAL_RATIO": 0.5}
+    for seed in (1, 2):
+        write_run(root, f"seed{seed}", seed=seed, acc=60.0 + seed)
+    stage = write_run(os.path.join(root, "seed1"), "eval_ood", seed=1, overrides=overrides, fingerprint="f1")
+    with open(os.path.join(root, "seed1", "stage.json"), "w") as f:
+        json.dump({"stage": "train", "stages": {"eval_ood": {"folder": "eval_ood", "fingerprint": "f1",
+                                                              "use": ["open_set"], "overrides": overrides}}}, f)
+    with open(os.path.join(root, "seed1", "eval_ood", "stage.json"), "w") as f:
+        json.dump({"stage": "eval_ood", "stage_of": "..", "overrides": overrides}, f)
+    rows = collect(root)
+    assert len(rows) == 2 and all(r["n_seeds"] == 1 for r in rows)
+    staged = next(r for r in rows if r["setting"][0][1] != "(absent)")
+    assert staged["setting"] == [("stage", "open_set from eval_ood (TRAINER.CRoFT.EVAL_RATIO 0.5)")]
+    assert staged["open_set"]["DTD"]["energy"]["auroc"]["mean"] == stage["open_set"]["DTD"]["energy"]["auroc"]
+    assert staged["per_domain"]["sketch"]["mean"] == 61.0
+
+
+def test_files_without_fingerprint_values_group_by_hparams_with_one_warning(tmp_path):
+    root = str(tmp_path)
+    for seed in (1, 2):
+        r = results_of(0, "sketch", seed)
+        del r["fingerprint_values"]
+        write_results_json(os.path.join(root, f"old{seed}"), r)
+    write_run(root, "new", seed=3)
+    rows = collect(root)
+    assert sorted((r["recorded"], r["n_seeds"]) for r in rows) == [(False, 2), (True, 1)]
+    (warning,) = [w for w in rows.warnings if "fingerprint_values" in w]
+    assert warning.startswith("2 results.json file(s) without fingerprint_values (an early schema version 2, e.g. ")
+    assert "hparams only" in warning
+    old = next(r for r in rows if not r["recorded"])
+    assert old["setting"] == [("settings", "unrecorded")]
+    md = format_table(rows, "md")
+    assert "- [a] settings=unrecorded" in md and "pool runs by trainer, dataset" in " ".join(md.split())
+
+
+def test_a_newer_schema_version_is_refused_naming_the_file(tmp_path):
+    root = str(tmp_path)
+    write_run(root, "ok", seed=1, acc=60.0)
+    write_run(root, "future", seed=2, acc=99.0, schema_version=99)
+    path = os.path.join(root, "future", "results.json")
+    rows = collect(root)
+    assert len(rows) == 1 and rows[0]["n_seeds"] == 1 and rows[0]["per_domain"]["sketch"]["mean"] == 60.0
+    line = f"{path}: schema_version 99 is not read by this croft (it reads versions 1, 2); skipped"
+    assert rows.refused == [line] and line in rows.warnings
+    assert line in format_table(rows, "md")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "collect_results.py"), root],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and f"warning: {line}\n" in proc.stderr and "99.00" not in proc.stdout
+
+
+def test_ties_are_bold_only_when_equal_as_printed_and_said(tmp_path):
+    root = str(tmp_path)
+    for name, lr, acc in (("a", 0.001, 59.049), ("b", 0.002, 59.051), ("c", 0.003, 57.62)):
+        write_run(root, name, overrides={"OPTIM.LR": lr}, acc=acc)
+    md = format_table(collect(root), "md")
+    closed = md_tables(md)[0][2]
+    assert [cells[0] for cells in closed.values()] == ["**59.05 ± 0.00**", "**59.05 ± 0.00**", "57.62 ± 0.00"]
+    assert "Ties: cells whose means are equal at the printed precision (2 decimals) are all marked best." in md
+    root2 = str(tmp_path / "no_tie")
+    for name, lr, acc in (("a", 0.001, 59.044), ("b", 0.002, 59.046)):
+        write_run(root2, name, overrides={"OPTIM.LR": lr}, acc=acc)
+    md2 = format_table(collect(root2), "md")
+    assert [cells[0] for cells in md_tables(md2)[0][2].values()] == ["59.04 ± 0.00", "**59.05 ± 0.00**"]
+    assert "Ties:" not in md2
+
+
+def test_select_val_keeps_the_label_of_the_chosen_setting(pacs):
+    rows = collect(pacs, select="val")
+    (croft,) = [r for r in rows if r["trainer"] == "CRoFT"]
+    assert croft["setting"] == [("TRAINER.CRoFT.lambda1", 5)]  # setting 1 has the higher val accuracy
+    assert "- [a] λ1=5" in format_table(rows, "md")
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV: one table of numbers
+
+def test_csv_is_one_table_of_numbers_and_notes_are_apart(tmp_path):
+    root = write_sweep(str(tmp_path / "out"), skip={(0, "photo", 3)})
+    rows = collect(root)
+    text = format_table(rows, "csv")
+    assert "±" not in text and "\n\n" not in text and "**" not in text
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert len(table) == len(SETTINGS) and all(None not in r for r in table)  # every line has the header's fields
+    full = next(r for r in table if r["Method"] == "CRoFT" and r["setting"] == "λ1=5")
+    assert full["TRAINER.CRoFT.lambda1"] == "5" and full["n_seeds"] == "3"
+    mean, std = expected_avg(1)
+    assert (float(full["Avg mean"]), float(full["Avg std"]), full["Avg n"]) == (
+        pytest.approx(mean, abs=1e-12), pytest.approx(std, abs=1e-12), "3")
+    mean, std = expected_ood(1, "DTD", "energy", "fpr95")
+    assert float(full["DTD energy FPR95 mean"]) == pytest.approx(mean, abs=1e-12)
+    assert float(full["DTD energy FPR95 std"]) == pytest.approx(std, abs=1e-12)
+    # a partial cell says how many seeds it has
+    partial = next(r for r in table if r["Method"] == "CRoFT" and r["setting"] == "λ1=15")
+    assert partial["photo n"] == "2" and partial["Avg n"] == "2" and partial["art_painting n"] == "3"
+    assert next(r for r in table if r["Method"] == "CoOp")["TRAINER.CRoFT.lambda1"] == ""
+    wide = list(csv.DictReader(io.StringIO(format_table(rows, "csv", wide=True))))
+    assert float(next(r for r in wide if r["setting"] == "λ1=5")["Caltech101 knn FPR95 mean"]) == pytest.approx(
+        expected_ood(1, "Caltech101", "knn", "fpr95")[0], abs=1e-12)
+    notes = list(csv.reader(io.StringIO(format_notes(rows))))
+    assert notes[0] == ["section", "path", "detail"] and any(n[0] == "note" and "pooled" in n[2] for n in notes)
+
+    out = str(tmp_path / "table.csv")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "collect_results.py"), root, "--format", "csv",
+                           "--output", out], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert open(out, encoding="utf-8").read() == text
+    assert open(str(tmp_path / "table.notes.csv"), encoding="utf-8").read() == format_notes(rows)
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "collect_results.py"), root, "--format", "csv"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout == text and "note: Rows: runs whose recorded settings" in proc.stderr
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,10 +9,14 @@ Reads every ``results.json`` under OUTPUT_ROOT (never log text); see
 ``croft/results/collect.py`` for the aggregation rules. The default table is compact: the
 closed-set accuracies (per held-out domain or Setup-I variant, and their average), then AUROC
 and FPR95 per open-set set for one score (``--scores``, default ``energy``); settings are named
-by a key (``CRoFT [a]``) whose hyper-parameters are listed under the tables; the best value of
-each column is bold (md) or ``\\textbf`` (LaTeX). ``--wide`` prints the full table of every
-score with the hyper-parameters spelled out in each row. Malformed results.json files and
-unfinished run folders are listed in separate sections (and malformed ones on stderr).
+by a key (``CRoFT [a]``) listing the recorded settings in which rows of one method differ (a row
+pools runs that differ only in seed and held-out domain); the best value of each column is bold
+(md) or ``\\textbf`` (LaTeX). ``--wide`` prints the full table of every score with the settings
+spelled out in each row. Malformed results.json files and unfinished run folders are listed in
+separate sections (and malformed ones on stderr); a results.json of a newer schema version is
+skipped with a warning on stderr. ``--format csv`` writes one table of numbers (mean, std and n
+columns per statistic); its notes and warnings go to stderr, or with ``--output FILE.csv`` to
+``FILE.notes.csv``.
 Evaluation stages of ``croft-sweep`` (a ``stage.json`` next to the results, docs/sweeps.md §4) are
 combined with their training runs: e.g. the Setup-II table takes closed-set accuracy from the
 training runs and the open-set metrics from the ``eval_ood`` stage, as its footer says. A
@@ -28,7 +32,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from croft.results.collect import (ALL_METRICS, DEFAULT_OOD_METRICS, DEFAULT_SCORES, FORMATS,  # noqa: E402
-                                   available_scores, collect, format_table)
+                                   available_scores, collect, format_notes, format_table, notes_lines)
 from croft.results.io import write_text_atomic  # noqa: E402
 
 
@@ -57,7 +61,8 @@ def main(argv=None):
     parser.add_argument("--wide", action="store_true",
                         help="the full table: every score (or --scores), AUROC and FPR95 of each open-set set, "
                              "hyper-parameters spelled out in each row, no best marks")
-    parser.add_argument("--output", default=None, help="write the table to FILE instead of stdout")
+    parser.add_argument("--output", default=None, help="write the table to FILE instead of stdout (csv: its notes "
+                                                       "to FILE's name with .notes.csv)")
     args = parser.parse_args(argv)
 
     if not os.path.isdir(args.root):
@@ -79,6 +84,8 @@ def main(argv=None):
     text = format_table(rows, args.format, scores=scores, wide=args.wide, ood_metrics=ood_metrics)
     for path, reason in rows.malformed:
         print(f"skipped malformed {path}: {reason}", file=sys.stderr)
+    for line in rows.refused:
+        print(f"warning: {line}", file=sys.stderr)
     if not rows:
         print(f"no finished runs (results.json) under {args.root}", file=sys.stderr)
     else:
@@ -88,16 +95,30 @@ def main(argv=None):
         if missing:
             print(f"warning: no open-set results for score(s) {', '.join(missing)} "
                   f"(available: {', '.join(available) if available else 'none'})", file=sys.stderr)
+    notes = format_notes(rows, scores=scores, wide=args.wide, ood_metrics=ood_metrics) if args.format == "csv" else None
     if args.output:
+        notes_path = notes_file(args.output) if notes is not None else None
         try:
+            if notes_path:
+                write_text_atomic(notes_path, notes)
             write_text_atomic(args.output, text)
         except OSError as e:
             return _error(f"cannot write {args.output}: {e}")
         print(f"wrote {args.output} ({len(rows)} rows, {len(rows.incomplete)} incomplete, "
-              f"{len(rows.malformed)} malformed)", file=sys.stderr)
+              f"{len(rows.malformed)} malformed)" + (f" and its notes to {notes_path}" if notes_path else ""),
+              file=sys.stderr)
     else:
         sys.stdout.write(text)
+        if notes is not None:
+            for line in notes_lines(rows, scores=scores, wide=args.wide, ood_metrics=ood_metrics):
+                print(line, file=sys.stderr)
     return 0
+
+
+def notes_file(output):
+    """``table.csv`` -> ``table.notes.csv``: where the CSV table's notes go."""
+    stem, ext = os.path.splitext(output)
+    return f"{stem}.notes{ext or '.csv'}"
 
 
 if __name__ == "__main__":

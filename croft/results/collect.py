@@ -4,8 +4,14 @@ This replaces the reference's log parsers (docs/protocols.md §6), which pooled 
 kept running means across logs and assigned seeds by listing order. Here every number comes
 from one run's ``results.json`` and the aggregation is explicit:
 
-* A **setting** is the set of runs that differ only in seed and held-out domain:
-  key = (trainer, dataset, backbone, pretrained, shots, protocol, hparams).
+* A **setting** (one row) is the set of runs whose recorded settings, results.json's
+  ``fingerprint_values``, agree on every key except :data:`POOLED_KEYS` (the seed and the held-out
+  domain). A key that one run lacks (added to croft after it ran) counts as its default. A run whose
+  sections come from evaluation stages also agrees on those stages. Each row is labelled with
+  the keys in which it differs from the other rows of its method and block (``row["setting"]``);
+  the notes say which keys were pooled. Older files without ``fingerprint_values`` (schema
+  version 1, or an early version 2) are grouped by (trainer, dataset, backbone, pretrained, shots,
+  protocol, hparams), with one warning; they never share a row with runs that have them.
 * **Closed set**: a run contributes ``closed_set.test_accuracy`` under its held-out domain
   (``target_domains`` joined with ``+``, or the dataset name when there is none). A run whose
   ``closed_set.per_domain`` holds several entries (Setup-I: ImageNet-V2/-Sketch/-A/-R evaluated
@@ -19,7 +25,9 @@ from one run's ``results.json`` and the aggregation is explicit:
   ``*`` when partial).
 * std is the population std (``ddof=0``), as in the reference collectors.
 * ``select="val"`` keeps, per (trainer, dataset, backbone, pretrained, shots, protocol), the
-  hyper-parameter setting with the best mean ``closed_set.val_accuracy`` (never test numbers).
+  setting with the best mean ``closed_set.val_accuracy`` (never test numbers).
+* A results.json whose ``schema_version`` is not one of :data:`~croft.results.io.READ_SCHEMA_VERSIONS`
+  is skipped with a warning naming the file (a newer croft may mean something else by the same keys).
 
 **Stages** (``croft-sweep``, docs/sweeps.md): a run folder may hold a ``stage.json``. A training run's
 lists its evaluation stages (``{"stage": "train", "stages": {name: {"folder", "fingerprint", "use"}}}``);
@@ -43,6 +51,7 @@ open-set set of one score, settings keyed ``[a]``, best values marked) and the f
 ``wide=True``.
 """
 import csv
+import functools
 import io
 import json
 import math
@@ -53,12 +62,13 @@ from collections import OrderedDict, defaultdict
 import numpy as np
 
 from ..evaluation.scores import score_names
-from .io import RESULTS_FILE, SETUPS, read_results_json
+from .io import RESULTS_FILE, SETUPS, UnreadableSchemaVersion, read_results_json, schema_version
 
 __all__ = [
     "CollectedRows", "RunRecord", "scan", "combine_stages", "aggregate", "collect", "format_table",
-    "format_hparams", "format_stat", "available_scores", "FORMATS", "DEFAULT_SCORES", "DEFAULT_OOD_METRICS",
-    "ALL_METRICS",
+    "format_hparams", "format_setting", "format_stat", "format_notes", "notes_lines", "available_scores",
+    "run_identities", "differing_keys", "FORMATS", "DEFAULT_SCORES", "DEFAULT_OOD_METRICS", "ALL_METRICS",
+    "POOLED_KEYS",
 ]
 
 FORMATS = ("md", "csv", "latex")
@@ -75,21 +85,30 @@ SELECT_FIELDS = ("trainer", "dataset", "backbone", "pretrained", "shots", "proto
 ID_COLUMN = "ID"
 PARTIAL_MARK = "*"
 FEWER_SEEDS_MARK = "†"
+#: fingerprint_values keys that may differ between the runs of one row: the seed and the held-out domain.
+POOLED_KEYS = ("SEED", "TEST_ENV", "DATASET.SOURCE_DOMAINS", "DATASET.TARGET_DOMAINS")
+#: Pseudo keys of a row's identity: the evaluation stages its sections come from, and (for rows of
+#: older files next to newer ones) that its settings were not recorded.
+STAGE_KEY = "stage"
+UNRECORDED_KEY = "settings"
+ABSENT = "(absent)"
 
 
 class CollectedRows(list):
     """The rows of :func:`collect` (a plain list of row dicts) plus what was left out.
 
     Attributes: ``incomplete`` (run folders without results.json), ``malformed``
-    (``(path, reason)`` pairs), ``warnings`` (duplicates, unusable values, selection notes),
-    ``select`` (the selection rule used, or None) and ``root``.
+    (``(path, reason)`` pairs), ``refused`` (one line per results.json of a schema version this code
+    does not read; also in ``warnings``), ``warnings`` (duplicates, unusable values, selection
+    notes), ``select`` (the selection rule used, or None) and ``root``.
     """
 
-    def __init__(self, rows=(), incomplete=(), malformed=(), warnings=(), select=None, root=None):
+    def __init__(self, rows=(), incomplete=(), malformed=(), warnings=(), select=None, root=None, refused=()):
         super().__init__(rows)
         self.incomplete = list(incomplete)
         self.malformed = list(malformed)
         self.warnings = list(warnings)
+        self.refused = list(refused)
         self.select = select
         self.root = root
 
@@ -150,7 +169,7 @@ class RunRecord:
 
     __slots__ = ("path", "setup", "legacy_setup", "trainer", "dataset", "backbone", "pretrained", "shots", "protocol",
                  "hparams", "hparams_key", "seed", "unit", "accuracy", "id_accuracy", "val", "open_set",
-                 "fingerprint", "training_fingerprint", "stages")
+                 "fingerprint", "training_fingerprint", "stages", "stage_plan", "values")
 
     def __init__(self, path, results, warnings):
         self.path = path
@@ -158,6 +177,11 @@ class RunRecord:
         self.fingerprint = r.get("fingerprint")
         self.training_fingerprint = r.get("training_fingerprint")
         self.stages = []  # [(section, stage name, overrides text)] taken from evaluation stages
+        self.stage_plan = []  # the same for every stage its stage.json names, with or without results
+        values = r.get("fingerprint_values")
+        if values is not None and not isinstance(values, dict):
+            raise ValueError(f"{path}: 'fingerprint_values' must be an object, got {type(values).__name__}")
+        self.values = {str(k): _norm_hparam(v) for k, v in values.items()} if values else None
         self.trainer = r["trainer"]
         self.dataset = r["dataset"]
         self.backbone = r.get("backbone")
@@ -232,17 +256,27 @@ class RunRecord:
         return (self.trainer, self.dataset, self.backbone, self.pretrained, self.shots, self.protocol,
                 self.hparams_key)
 
+    @property
+    def recorded(self):
+        """Whether results.json holds the run's settings (``fingerprint_values``)."""
+        return self.values is not None
+
+    def fallback_identity(self):
+        """What an older results.json says about its settings: the method's ``hparams``."""
+        return {f"hparams.{k}": v for k, v in self.hparams.items()}
+
 
 def scan(root):
-    """Walk ``root``; return ``(runs, incomplete, malformed, warnings)``.
+    """Walk ``root``; return ``(runs, incomplete, malformed, warnings, refused)``.
 
     ``runs`` are :class:`RunRecord` objects (sorted by path), ``incomplete`` the folders with
     ``config.yaml`` or ``log.txt`` but no ``results.json``, ``malformed`` ``(path, reason)``.
-    Hidden folders (``.name``) are not entered.
+    Hidden folders (``.name``) are not entered. ``refused``: one line per results.json of a schema
+    version this code does not read (also appended to ``warnings``).
     """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"results root {root} is not a folder")
-    runs, incomplete, malformed, warnings = [], [], [], []
+    runs, incomplete, malformed, warnings, refused = [], [], [], [], []
     stage_files = {}
     for folder, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -251,6 +285,7 @@ def scan(root):
             path = os.path.join(folder, RESULTS_FILE)
             try:
                 results = read_results_json(path)
+                schema_version(results, path)
                 run_warnings = []
                 runs.append(RunRecord(path, results, run_warnings))
                 warnings.extend(run_warnings)
@@ -258,6 +293,8 @@ def scan(root):
                     stage = _read_stage_file(os.path.join(folder, STAGE_FILE), warnings)
                     if stage is not None:
                         stage_files[os.path.normpath(os.path.abspath(folder))] = stage
+            except UnreadableSchemaVersion as e:
+                refused.append(str(e))
             except (ValueError, TypeError, KeyError, OSError) as e:
                 reason = str(e)
                 if reason.startswith(path + ": "):
@@ -267,12 +304,27 @@ def scan(root):
             incomplete.append(folder)
     runs = combine_stages(runs, stage_files, warnings)
     runs.sort(key=lambda r: r.path)
-    legacy = [r.path for r in runs if r.legacy_setup]
+    warnings.extend(refused)
+    legacy = _legacy_warning(runs)
     if legacy:
-        warnings.append(f"{len(legacy)} results.json file(s) of schema version 1 (no 'setup' key, e.g. {legacy[0]}): "
-                        "read as Setup-I when they hold several test sets, else as Setup-II; rerun with "
-                        "--eval-only to write schema version 2")
-    return runs, incomplete, malformed, warnings
+        warnings.append(legacy)
+    return runs, incomplete, malformed, warnings, refused
+
+
+def _legacy_warning(runs):
+    """One line about the runs whose results.json does not record their settings, or None."""
+    unrecorded = [r for r in runs if not r.recorded]
+    if not unrecorded:
+        return None
+    v1 = [r for r in unrecorded if r.legacy_setup]
+    kinds = "schema version 1" if len(v1) == len(unrecorded) else \
+        "schema version 1 or an early 2" if v1 else "an early schema version 2"
+    text = (f"{len(unrecorded)} results.json file(s) without fingerprint_values ({kinds}, e.g. {unrecorded[0].path}): "
+            "their rows group runs by trainer, dataset, backbone, pretrained, shots, protocol and hparams only")
+    if v1:
+        text += (f"; the {len(v1)} of schema version 1 (no 'setup' key) are read as Setup-I when they hold several "
+                 "test sets, else as Setup-II")
+    return text + "; rerun with --eval-only to record the settings"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -337,6 +389,8 @@ def combine_stages(runs, stage_files, warnings):
                 continue
             sections = [u for u in (info.get("use") or ["open_set"]) if u in STAGE_SECTIONS]
             stage_folder = os.path.normpath(os.path.join(folder, str(info.get("folder", ""))))
+            text = _overrides_text(info.get("overrides") or stage_files.get(stage_folder, {}).get("overrides"))
+            run.stage_plan.extend((section, str(name), text) for section in sections)
             stage_run = stage_runs.get(stage_folder)
             ok = stage_run is not None and (not info.get("fingerprint") or stage_run.fingerprint == info["fingerprint"])
             if ok and run.training_fingerprint and stage_run.training_fingerprint \
@@ -350,7 +404,6 @@ def combine_stages(runs, stage_files, warnings):
                 continue
             used.add(stage_folder)
             _take_sections(run, stage_run, sections)
-            text = _overrides_text(info.get("overrides") or stage_files.get(stage_folder, {}).get("overrides"))
             for section in sections:
                 run.stages.append((section, str(name), text))
     for name, folders in missing.items():
@@ -425,6 +478,114 @@ def _sort_value(v):
 
 
 # ---------------------------------------------------------------------------------------------
+# settings: which runs share a row, and what tells rows apart
+
+@functools.lru_cache(maxsize=1)
+def _config_defaults():
+    from ..config import get_cfg_default
+    from ..config.merge import flatten
+
+    return {k: _norm_hparam(list(v) if isinstance(v, tuple) else v) for k, v in flatten(get_cfg_default())}
+
+
+def run_identities(entries):
+    """The settings two runs must share to be averaged in one row, one dict per entry.
+
+    ``entries``: ``[(trainer, fingerprint_values or None, fallback)]``. With values: every key except
+    :data:`POOLED_KEYS`, where a key that another run of the same trainer has and this one lacks
+    counts as its default (:data:`ABSENT` when croft has none). Without: ``fallback`` (what an older
+    results.json records, e.g. its ``hparams``).
+    """
+    keys = defaultdict(set)
+    for trainer, values, _ in entries:
+        if values is not None:
+            keys[trainer].update(values)
+    defaults = _config_defaults()
+    out = []
+    for trainer, values, fallback in entries:
+        if values is None:
+            out.append(dict(fallback))
+            continue
+        out.append({k: _norm_hparam(values[k]) if k in values else defaults.get(k, ABSENT)
+                    for k in sorted(keys[trainer]) if k not in POOLED_KEYS})
+    return out
+
+
+def _same(a, b):
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def differing_keys(identities):
+    """Keys whose value is not the same in every identity (a missing key is :data:`ABSENT`), in label order."""
+    keys = set().union(*identities) if identities else set()
+    differ = [k for k in keys if any(not _same(i.get(k, ABSENT), identities[0].get(k, ABSENT)) for i in identities)]
+    return sorted(differ, key=_setting_order)
+
+
+def _setting_order(key):
+    """Stages first, then the method's own keys (λ first), then the rest, alphabetically."""
+    if key in (UNRECORDED_KEY, STAGE_KEY):
+        return (0, 0, key)
+    short = _short_key(key)
+    if short != key:
+        return (1, not short.startswith("lambda"), short)
+    return (2, 0, key)
+
+
+def _short_key(key):
+    """``TRAINER.<group>.<name>`` and ``hparams.<name>`` -> ``<name>``; other keys as they are."""
+    if key.startswith("TRAINER.") and key.count(".") >= 2:
+        return key.split(".", 2)[2]
+    if key.startswith("hparams."):
+        return key[len("hparams."):]
+    return key
+
+
+def _stage_identity(plan):
+    """The stages a run takes sections from, as one value of its identity."""
+    return "; ".join(f"{section} from {name}" + (f" ({text})" if text else "") for section, name, text in sorted(plan))
+
+
+def _identity_of(run, identity):
+    if run.stage_plan:
+        identity = dict(identity, **{STAGE_KEY: _stage_identity(run.stage_plan)})
+    return identity
+
+
+def _pooled_keys(runs):
+    """The :data:`POOLED_KEYS` whose values differ between ``runs`` (older files: seed / held-out domain)."""
+    if not runs[0].recorded:
+        return [name for name, values in (("seed", {r.seed for r in runs}), ("held-out domain", {r.unit for r in runs}))
+                if len(values) > 1]
+    return [k for k in POOLED_KEYS if len({json.dumps(r.values.get(k), sort_keys=True) for r in runs}) > 1]
+
+
+def _label_rows(rows):
+    """``row["setting"]``: ``[(key, value)]`` of the keys in which a row differs from the other rows of
+    its method and block; runs without recorded settings are compared among themselves."""
+    groups = OrderedDict()
+    for row in rows:
+        groups.setdefault(_block_key(row) + (json.dumps(row["trainer"]),), []).append(row)
+    for group in groups.values():
+        recorded = [r for r in group if r["recorded"]]
+        unrecorded = [r for r in group if not r["recorded"]]
+        for subset in (recorded, unrecorded):
+            keys = differing_keys([r["identity"] for r in subset])
+            for row in subset:
+                row["setting"] = [(k, row["identity"].get(k, ABSENT)) for k in keys]
+        if recorded and unrecorded:
+            for row in unrecorded:
+                row["setting"].insert(0, (UNRECORDED_KEY, "unrecorded"))
+    for row in rows:
+        row["setting_str"] = format_setting(row["setting"])
+
+
+def _setting_sort_key(setting):
+    return tuple((k, _sort_value(v if v is None or isinstance(v, (numbers.Real, str)) else _fmt_value(v)))
+                 for k, v in setting)
+
+
+# ---------------------------------------------------------------------------------------------
 # aggregation
 
 def aggregate(runs, select=None, warnings=None):
@@ -442,17 +603,21 @@ def aggregate(runs, select=None, warnings=None):
         units[run.dataset].add(run.unit)
 
     settings = OrderedDict()
-    for run in runs:
-        settings.setdefault(run.setting_key, []).append(run)
+    identities = run_identities([(r.trainer, r.values, r.fallback_identity()) for r in runs])
+    for run, identity in zip(runs, identities):
+        identity = _identity_of(run, identity)
+        key = (run.recorded,) + run.setting_key[:-1] + (json.dumps(identity, sort_keys=True, default=str),)
+        settings.setdefault(key, (identity, []))[1].append(run)
 
     rows = []
-    for key, setting_runs in settings.items():
+    for key, (identity, setting_runs) in settings.items():
         # one run per (seed, held-out unit); later duplicates are reported and ignored
         chosen = OrderedDict()
         for run in setting_runs:
             k = (run.seed, run.unit)
             if k in chosen:
-                warnings.append(f"duplicate run (seed {run.seed}, held-out {run.unit}): using "
+                same = "same settings" if run.recorded else "same trainer, dataset and hparams"
+                warnings.append(f"duplicate run ({same}, seed {run.seed}, held-out {run.unit}): using "
                                 f"{chosen[k].path}, ignoring {run.path}")
                 continue
             chosen[k] = run
@@ -505,6 +670,7 @@ def aggregate(runs, select=None, warnings=None):
             "backbone": first.backbone, "pretrained": first.pretrained, "shots": first.shots,
             "protocol": first.protocol, "hparams": first.hparams,
             "hparams_str": format_hparams(first.hparams),
+            "recorded": first.recorded, "identity": identity, "pooled": _pooled_keys(used),
             "seeds": seeds, "n_seeds": len(seeds), "n_runs": len(used),
             "run_paths": [r.path for r in used],
             "domains": dataset_columns, "units": dataset_units,
@@ -518,10 +684,11 @@ def aggregate(runs, select=None, warnings=None):
             "stages": sorted({t for r in used for t in r.stages}),
         })
 
+    _label_rows(rows)
     if select == "val":
         rows = _select_by_val(rows, warnings)
     rows.sort(key=lambda r: tuple(_sort_value(r[f]) for f in BLOCK_FIELDS)
-              + (_sort_value(r["trainer"]), r["hparams_str"]))
+              + (_sort_value(r["trainer"]), _setting_sort_key(r["setting"])))
     return rows
 
 
@@ -540,10 +707,10 @@ def _select_by_val(rows, warnings):
                                 f"kept all {len(group)} settings")
             kept.extend(group)
             continue
-        eligible.sort(key=lambda r: (-r["val"]["mean"], r["hparams_str"]))
+        eligible.sort(key=lambda r: (-r["val"]["mean"], _setting_sort_key(r["setting"])))
         best = eligible[0]
         if len(eligible) > 1 and eligible[1]["val"]["mean"] == best["val"]["mean"]:
-            warnings.append(f"--select val: tie on val accuracy for {label}; kept {best['hparams_str'] or '(none)'}")
+            warnings.append(f"--select val: tie on val accuracy for {label}; kept {best['setting_str'] or '(none)'}")
         best = dict(best, selected_by="val", n_candidates=len(group))
         kept.append(best)
     return kept
@@ -553,14 +720,18 @@ def collect(root, select=None):
     """Walk ``root`` and return the table rows (a :class:`CollectedRows` list of row dicts).
 
     Each row: ``method``/``trainer``, ``dataset``, ``backbone``, ``pretrained``, ``shots``,
-    ``protocol``, ``hparams`` (dict), ``hparams_str``, ``seeds``, ``n_seeds``, ``n_runs``,
+    ``protocol``, ``hparams`` (dict, as recorded by the row's first run), ``hparams_str``,
+    ``recorded`` (whether its runs' results.json hold fingerprint_values), ``identity`` (the
+    settings its runs share, :func:`run_identities`), ``setting`` (``[(key, value)]``: what tells it
+    apart from the other rows of its method and block), ``setting_str``, ``pooled`` (the keys that
+    vary between its runs), ``seeds``, ``n_seeds``, ``n_runs``,
     ``run_paths``, ``domains`` (column order), ``per_domain`` ``{column: stat}``, ``avg``,
     ``avg_partial``, ``val`` and ``open_set`` ``{set: {score: {"auroc": stat, "fpr95": stat}}}``,
     where a stat is ``{"mean", "std", "n" (seeds), "values" (per seed), "partial"}`` or None.
     """
-    runs, incomplete, malformed, warnings = scan(root)
+    runs, incomplete, malformed, warnings, refused = scan(root)
     rows = aggregate(runs, select=select, warnings=warnings)
-    return CollectedRows(rows, incomplete, malformed, warnings, select=select, root=root)
+    return CollectedRows(rows, incomplete, malformed, warnings, select=select, root=root, refused=refused)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,7 +744,25 @@ def _fmt_value(v):
         return format(v, "g")
     if isinstance(v, list):
         return ",".join(_fmt_value(x) for x in v)
+    if isinstance(v, dict):
+        return ",".join(f"{k}:{_fmt_value(x)}" for k, x in sorted(v.items()))
     return str(v)
+
+
+def _setting_value(v):
+    if v == ABSENT:
+        return v
+    text = _fmt_value(v)
+    return json.dumps(text, ensure_ascii=False) if (not text or " " in text) and isinstance(v, str) else text
+
+
+def format_setting(setting, latex=False):
+    """``λ2=10 OPTIM.LR=0.002``: a row's distinguishing ``[(key, value)]`` (the method's own keys short)."""
+    parts = []
+    for key, value in setting:
+        text = _setting_value(value)
+        parts.append(f"{_hparam_name(_short_key(key), latex)}={_latex_escape(text) if latex else text}")
+    return " ".join(parts)
 
 
 def _hparam_name(name, latex=False):
@@ -641,18 +830,21 @@ def _open_columns(rows, scores=None):
 
 
 def _table(rows, fmt, scores, marks_used):
-    """Header list and cell rows for one block of rows sharing a dataset."""
+    """Header list and cell rows for one block of rows sharing a dataset (CSV: numbers, a mean, std
+    and n column per statistic)."""
+    if fmt == "csv":
+        return _csv_table(rows, scores)
     domains = rows[0]["domains"]
     open_cols = _open_columns(rows, scores)
     has_id = any(row.get("id") for row in rows)
-    header = ["Method", "hparams", "n_seeds"] + ([ID_COLUMN] if has_id else []) + list(domains) + ["Avg"]
+    header = ["Method", "setting", "n_seeds"] + ([ID_COLUMN] if has_id else []) + list(domains) + ["Avg"]
     for set_name, score in open_cols:
         header += [f"{set_name} {score} {label}" for _, label in METRICS]
     body = []
     for row in rows:
         latex = fmt == "latex"
         cells = [_latex_escape(row["method"]) if latex else row["method"],
-                 format_hparams(row["hparams"], latex=latex), str(row["n_seeds"])]
+                 format_setting(row["setting"], latex=latex), str(row["n_seeds"])]
         if has_id:
             stat = row.get("id")
             mark = FEWER_SEEDS_MARK if stat is not None and stat["partial"] else ""
@@ -688,10 +880,30 @@ def _notes(rows, marks_used, select):
                      "that have every domain only (— when none has).")
     if FEWER_SEEDS_MARK in marks_used:
         notes.append(f"{FEWER_SEEDS_MARK} fewer seeds than n_seeds for this domain.")
+    notes.extend(_grouping_notes(rows))
     if select == "val":
-        notes.append("Selection: per (trainer, dataset, backbone, pretrained, shots, protocol), the hyper-parameter "
-                     "setting with the best mean closed_set.val_accuracy (test numbers are never used).")
+        notes.append("Selection: per (trainer, dataset, backbone, pretrained, shots, protocol), the setting with the "
+                     "best mean closed_set.val_accuracy (test numbers are never used).")
     notes.extend(_stage_notes(rows))
+    return notes
+
+
+def _grouping_notes(rows):
+    """What a row pools, and what its label shows."""
+    if not rows:
+        return []
+    notes = []
+    pooled = sorted({k for r in rows if r["recorded"] for k in r["pooled"]}, key=POOLED_KEYS.index)
+    if any(r["recorded"] for r in rows):
+        notes.append("Rows: runs whose recorded settings (results.json fingerprint_values) agree on every key except "
+                     f"{', '.join(POOLED_KEYS)} share a row; pooled here: "
+                     f"{', '.join(pooled) or 'none (one run each)'}.")
+    if any(not r["recorded"] for r in rows):
+        notes.append("Rows of results.json files without fingerprint_values pool runs by trainer, dataset, backbone, "
+                     "pretrained, shots, protocol and hparams only.")
+    if any(r["setting"] for r in rows):
+        notes.append("Settings: the keys in which the rows of one method differ; TRAINER.<method>.* keys are shown "
+                     "without their prefix. A method with one row has no label.")
     return notes
 
 
@@ -699,24 +911,25 @@ def _md_cell(text):
     return str(text).replace("|", "\\|")
 
 
-def _wide_table_text(rows, fmt, scores):
-    """The full (``wide``) table: every score (or ``scores``), every column, hyper-parameters spelled out."""
+def _wide_parts(rows, fmt, scores):
     scores = set(scores) if scores else None
     blocks = OrderedDict()
     for row in rows:
         blocks.setdefault(_block_key(row), []).append(row)
-    incomplete = getattr(rows, "incomplete", [])
-    malformed = getattr(rows, "malformed", [])
-    warnings = getattr(rows, "warnings", [])
-    select = _select_of(rows)
     marks_used = set()
     tables = [(block_rows[0], *_table(block_rows, fmt, scores, marks_used)) for block_rows in blocks.values()]
-    notes = _notes(rows, marks_used, select)
+    return tables, _notes(rows, marks_used, _select_of(rows))
+
+
+def _wide_table_text(rows, fmt, scores):
+    """The full (``wide``) table: every score (or ``scores``), every column, settings spelled out."""
+    tables, notes = _wide_parts(rows, fmt, scores)
+    footer = (getattr(rows, "incomplete", []), getattr(rows, "malformed", []), getattr(rows, "warnings", []))
     if fmt == "md":
-        return _render_md(tables, notes, incomplete, malformed, warnings)
+        return _render_md(tables, notes, *footer)
     if fmt == "csv":
-        return _render_csv(tables, notes, incomplete, malformed, warnings)
-    return _render_latex(tables, notes, incomplete, malformed, warnings)
+        return _render_csv(rows, tables)
+    return _render_latex(tables, notes, *footer)
 
 
 def _select_of(rows):
@@ -729,31 +942,66 @@ def _select_of(rows):
 def format_table(rows, fmt="md", scores=None, wide=False, ood_metrics=None):
     """Render rows from :func:`collect` as ``md`` (default), ``csv`` or ``latex`` text.
 
-    Rows are grouped into one block per (dataset, backbone, pretrained, shots, protocol) (the
-    CSV is one table with those as leading columns). Footnotes, incomplete runs, malformed
-    results.json files and warnings follow in separate sections.
+    Rows are grouped into one block per (dataset, backbone, pretrained, shots, protocol). md and
+    LaTeX: footnotes, incomplete runs, malformed results.json files and warnings follow in separate
+    sections. CSV: one table and nothing else, with those fields as leading columns, the row's
+    setting (as text, and one column per distinguishing key) and, per statistic, numeric
+    ``<column> mean``, ``<column> std`` and ``<column> n`` (seeds) columns; its notes are
+    :func:`format_notes`.
 
     Default (compact) table: per block, the closed-set accuracies (Setup-I: ID, each variant,
     Avg; Setup-II: each held-out domain, Avg), then for each score of ``scores`` (default
     ``energy``; ``"all"`` for every score) and each metric of ``ood_metrics`` (default AUROC
     and FPR95) the value per open-set set. Markdown prints each of these as its own table (so
-    that a 4-domain, 3-set block fits in 120 characters), LaTeX as one tabular per block and CSV
-    as one flat table. Rows are sorted by method, then by hyper-parameter values; settings are
-    named by a key (``CRoFT [a]``) spelled out under the tables (CSV: the full ``hparams``). The
-    best value of each column is bold in md and ``\\textbf`` in LaTeX (highest accuracy / AUROC /
-    AUPR, lowest FPR95; among complete cells, only when at least two rows have a value).
+    that a 4-domain, 3-set block fits in 120 characters), LaTeX as one tabular per block. Rows are
+    sorted by method, then by their distinguishing settings (``row["setting"]``), which are named by
+    a key (``CRoFT [a]``) spelled out under the tables; a method with one row in a block has none.
+    The best value of each column is bold in md and ``\\textbf`` in LaTeX (highest accuracy / AUROC /
+    AUPR, lowest FPR95; among complete cells, only when at least two rows have a value); cells whose
+    means print the same (2 decimals) are all bold, and the notes say so.
 
     A markdown block whose lines would exceed :data:`MD_WIDTH` (120) characters with
     ``mean ± std`` cells (e.g. Setup-I: ID, four variants and Avg) is printed with ``mean±std``.
 
-    ``wide=True``: the full table of earlier versions, unchanged: every score (``scores``
-    restricts them), AUROC and FPR95, hyper-parameters spelled out, no best marks.
+    ``wide=True``: the full table: every score (``scores`` restricts them), AUROC and FPR95, the
+    distinguishing settings spelled out in each row, no best marks.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if wide:
         return _wide_table_text(rows, fmt, scores)
     return _compact_table_text(rows, fmt, scores, ood_metrics)
+
+
+def format_notes(rows, scores=None, wide=False, ood_metrics=None):
+    """The notes, incomplete runs, malformed files and warnings of the CSV table, as a CSV of their own
+    (``section,path,detail``); :func:`format_table` with ``"csv"`` holds the table only."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["section", "path", "detail"])
+    writer.writerows(notes_records(rows, scores, wide, ood_metrics))
+    return buf.getvalue()
+
+
+def notes_lines(rows, scores=None, wide=False, ood_metrics=None):
+    """The same as :func:`format_notes`, one plain ``section: [path: ]detail`` line each (for stderr)."""
+    return [f"{section}: {path + ': ' if path else ''}{detail}"
+            for section, path, detail in notes_records(rows, scores, wide, ood_metrics)]
+
+
+def notes_records(rows, scores=None, wide=False, ood_metrics=None):
+    """``[(section, path, detail)]``: ``note``, ``incomplete``, ``malformed`` and ``warning`` lines."""
+    if not rows:
+        notes = []
+    elif wide:
+        notes = _wide_parts(rows, "csv", scores)[1]
+    else:
+        notes = _compact_parts(rows, "csv", scores, ood_metrics)[-1]
+    records = [("note", "", n) for n in notes]
+    records += [("incomplete", p, "no results.json") for p in getattr(rows, "incomplete", [])]
+    records += [("malformed", p, reason) for p, reason in getattr(rows, "malformed", [])]
+    records += [("warning", "", w) for w in getattr(rows, "warnings", [])]
+    return records
 
 
 # ---------------------------------------------------------------------------------------------
@@ -769,19 +1017,8 @@ def available_scores(rows):
     return sorted(names, key=_score_order)
 
 
-def _hparams_sort_key(hparams):
-    """Hyper-parameters in :func:`format_hparams` order, values compared as numbers where numeric."""
-    keys = sorted(hparams, key=lambda k: (not k.startswith("lambda"), k))
-    out = []
-    for k in keys:
-        v = hparams[k]
-        out.append((k, _sort_value(v if v is None or isinstance(v, (numbers.Real, str)) else _fmt_value(v))))
-    return tuple(out)
-
-
 def _compact_sort_key(row):
-    return (str(row["method"]).casefold(), str(row["method"]), _hparams_sort_key(row["hparams"] or {}),
-            row["hparams_str"])
+    return (str(row["method"]).casefold(), str(row["method"]), _setting_sort_key(row["setting"]), row["setting_str"])
 
 
 def _key_name(i):
@@ -818,10 +1055,15 @@ def _resolve_metrics(ood_metrics):
     return ood_metrics
 
 
-def _best_flags(cells, higher):
-    """Which cells hold the best mean (rounded as printed); complete cells only when there are any.
+def _printed_mean(stat):
+    return f"{stat['mean']:.2f}"
 
-    No marks when fewer than two cells have a value or when all candidates are equal.
+
+def _best_flags(cells, higher):
+    """Which cells hold the best mean as printed (2 decimals); complete cells only when there are any.
+
+    Cells equal at the printed precision are all best (a tie). No marks when fewer than two cells
+    have a value or when all candidates print the same mean.
     """
     present = [(i, stat) for i, (stat, _) in enumerate(cells) if stat is not None and stat.get("mean") is not None]
     flags = [False] * len(cells)
@@ -829,17 +1071,18 @@ def _best_flags(cells, higher):
         return flags
     complete = [(i, stat) for i, stat in present if not stat.get("partial")]
     pool = complete or present
-    values = {i: round(stat["mean"], 2) for i, stat in pool}
-    best = max(values.values()) if higher else min(values.values())
-    if len(values) > 1 and all(v == best for v in values.values()):
+    printed = {i: _printed_mean(stat) for i, stat in pool}
+    best = (max if higher else min)(printed.values(), key=float)
+    if len(printed) > 1 and all(v == best for v in printed.values()):
         return flags  # all equal: nothing to point out
-    for i, v in values.items():
+    for i, v in printed.items():
         flags[i] = v == best
     return flags
 
 
 def _column(label, cells, higher, section, group=""):
-    return {"label": label, "cells": cells, "best": _best_flags(cells, higher), "higher": higher,
+    best = _best_flags(cells, higher)
+    return {"label": label, "cells": cells, "best": best, "tie": sum(best) > 1, "higher": higher,
             "section": section, "group": group}
 
 
@@ -877,7 +1120,7 @@ def _compact_block(rows, scores, metrics, hp_keys):
                 sections.append({"score": score, "metric": metric, "columns": cols})
     methods = []
     for row in rows:
-        key = hp_keys.get(_hp_id(row)) if row["hparams"] else None
+        key = hp_keys.get(_hp_id(row)) if row["setting"] else None
         methods.append((row["method"], key))
     n_seeds = [row["n_seeds"] for row in rows]
     return {"first": first, "rows": rows, "has_id": has_id, "acc": acc, "sections": sections,
@@ -885,7 +1128,7 @@ def _compact_block(rows, scores, metrics, hp_keys):
 
 
 def _hp_id(row):
-    return json.dumps(row["hparams"], sort_keys=True)
+    return json.dumps(row["setting"], default=str)
 
 
 def _compact_model(rows, scores, ood_metrics):
@@ -894,13 +1137,13 @@ def _compact_model(rows, scores, ood_metrics):
     blocks = OrderedDict()
     for row in rows:
         blocks.setdefault(_block_key(row), []).append(row)
-    # hyper-parameter keys in the order the rows are printed
+    # setting keys in the order the rows are printed
     hp_keys, hp_list = {}, []
     for block_rows in blocks.values():
         for row in sorted(block_rows, key=_compact_sort_key):
-            if row["hparams"] and _hp_id(row) not in hp_keys:
+            if row["setting"] and _hp_id(row) not in hp_keys:
                 hp_keys[_hp_id(row)] = _key_name(len(hp_keys))
-                hp_list.append((hp_keys[_hp_id(row)], row["hparams"]))
+                hp_list.append((hp_keys[_hp_id(row)], row["setting"]))
     model = [_compact_block(block_rows, scores, metrics, hp_keys) for block_rows in blocks.values()]
     available = available_scores(rows)
     missing = [s for s in scores if s not in available]
@@ -917,7 +1160,7 @@ def _compact_notes(rows, model, scores, metrics, missing, marks_used, fmt):
     if any(b["sections"] for b in model):
         names = " / ".join(_METRIC_LABELS[m] for m in metrics)
         notes.append(f"Open set {names} (%): per seed, the mean over held-out domains; then mean ± std over seeds.")
-    notes.append("Every score and column, hyper-parameters spelled out: --wide.")
+    notes.append("Every score and column, settings spelled out in each row: --wide.")
     if any(b["show_n"] for b in model):
         notes.append("n: number of seeds.")
     if PARTIAL_MARK in marks_used:
@@ -929,31 +1172,42 @@ def _compact_notes(rows, model, scores, metrics, missing, marks_used, fmt):
         available = available_scores(rows)
         notes.append(f"No open-set results for score(s) {', '.join(missing)} "
                      f"(available: {', '.join(available) if available else 'none'}).")
+    if any(col["tie"] for block in model for col in _all_columns(block)):
+        notes.append("Ties: cells whose means are equal at the printed precision (2 decimals) are all marked best.")
+    notes.extend(_grouping_notes(rows))
     if _select_of(rows) == "val":
-        notes.append("Selection (--select val): the hyper-parameter setting with the best mean closed_set.val_accuracy "
+        notes.append("Selection (--select val): the setting with the best mean closed_set.val_accuracy "
                      "per (trainer, dataset, backbone, pretrained, shots, protocol); test numbers are never used.")
     notes.extend(_stage_notes(rows))
     return notes
 
 
+def _all_columns(block):
+    return block["acc"] + [c for sec in block["sections"] for c in sec["columns"]]
+
+
 def _marks_used(model):
     used = set()
     for block in model:
-        for col in block["acc"] + [c for sec in block["sections"] for c in sec["columns"]]:
+        for col in _all_columns(block):
             for stat, mark in col["cells"]:
                 used.update(mark)
     return used
 
 
-def _compact_table_text(rows, fmt, scores, ood_metrics):
+def _compact_parts(rows, fmt, scores, ood_metrics):
     model, scores, metrics, hp_list, missing = _compact_model(rows, scores, ood_metrics)
-    marks_used = _marks_used(model)
-    notes = _compact_notes(rows, model, scores, metrics, missing, marks_used, fmt)
+    notes = _compact_notes(rows, model, scores, metrics, missing, _marks_used(model), fmt)
+    return model, scores, metrics, hp_list, notes
+
+
+def _compact_table_text(rows, fmt, scores, ood_metrics):
+    model, scores, metrics, hp_list, notes = _compact_parts(rows, fmt, scores, ood_metrics)
     footer = (getattr(rows, "incomplete", []), getattr(rows, "malformed", []), getattr(rows, "warnings", []))
     if fmt == "md":
         return _compact_md(model, hp_list, notes, *footer)
     if fmt == "csv":
-        return _compact_csv(model, notes, *footer)
+        return _compact_csv(model)
     return _compact_latex(model, hp_list, scores, metrics, notes, *footer)
 
 
@@ -1038,9 +1292,9 @@ def _compact_md(model, hp_list, notes, incomplete, malformed, warnings):
             lines = _md_block(block, tight=True)
         out.extend(lines)
     if hp_list:
-        out.append("Hyper-parameters:\n")
-        for key, hparams in hp_list:
-            out.extend(_wrap(f"[{key}] {format_hparams(hparams)}", first="- ", rest="  "))
+        out.append("Settings:\n")
+        for key, setting in hp_list:
+            out.extend(_wrap(f"[{key}] {format_setting(setting)}", first="- ", rest="  "))
         out.append("")
     if model:
         for note in notes:
@@ -1050,31 +1304,19 @@ def _compact_md(model, hp_list, notes, incomplete, malformed, warnings):
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _compact_csv(model, notes, incomplete, malformed, warnings):
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    lead = ["Dataset", "Backbone", "Pretrained", "Shots", "Protocol", "Method", "hparams", "n_seeds"]
-    header, tables = [], []
+def _compact_csv(model):
+    blocks = []
     for block in model:
         cols = [(c["label"], c) for c in block["acc"]]
         open_cols = [c for sec in block["sections"] for c in sec["columns"]]
         order = {(sec["score"], sec["metric"]): k for k, sec in enumerate(block["sections"])}
         open_cols.sort(key=lambda c: (c["label"], order[c["section"]]))
         cols += [(f"{c['label']} {c['section'][0]} {_METRIC_LABELS[c['section'][1]]}", c) for c in open_cols]
-        for name, _ in cols:
-            if name not in header:
-                header.append(name)
-        tables.append((block, cols))
-    writer.writerow(lead + header)
-    for block, cols in tables:
-        first = block["first"]
-        prefix = ["" if first[f] is None else str(first[f]) for f in BLOCK_FIELDS]
-        for i, row in enumerate(block["rows"]):
-            by_col = {name: format_stat(c["cells"][i][0], "csv", c["cells"][i][1]) for name, c in cols}
-            writer.writerow(prefix + [row["method"], row["hparams_str"], str(row["n_seeds"])]
-                            + [by_col.get(name, "") for name in header])
-    _csv_footer(buf, writer, notes if model else [], incomplete, malformed, warnings)
-    return buf.getvalue()
+        header = [name for label, _ in cols for name, _ in _csv_stat(label, None)]
+        body = [dict(p for label, c in cols for p in _csv_stat(label, c["cells"][i][0]))
+                for i in range(len(block["rows"]))]
+        blocks.append((block["rows"], header, body))
+    return _write_csv([row for block in model for row in block["rows"]], blocks)
 
 
 def _latex_stat(stat, mark, best):
@@ -1131,9 +1373,9 @@ def _compact_latex(model, hp_list, scores, metrics, notes, incomplete, malformed
         out.append("\\end{tabular}")
         out.append("")
     if model:
-        parts = [f"[{key}] {format_hparams(hparams, latex=True)}" for key, hparams in hp_list]
+        parts = [f"[{key}] {format_setting(setting, latex=True)}" for key, setting in hp_list]
         if parts:
-            out.append("\\par\\smallskip\\noindent{\\footnotesize Hyper-parameters: " + "; ".join(parts) + ".}")
+            out.append("\\par\\smallskip\\noindent{\\footnotesize Settings: " + "; ".join(parts) + ".}")
         text = " ".join(_latex_escape(n).replace("±", "$\\pm$").replace("—", "--")
                         .replace("--wide", r"\texttt{-{}-wide}").replace(FEWER_SEEDS_MARK, "$^{\\dagger}$")
                         for n in notes)
@@ -1185,34 +1427,69 @@ def _md_footer(incomplete, malformed, warnings):
     return out
 
 
-def _render_csv(tables, notes, incomplete, malformed, warnings):
+CSV_LEAD = ["Dataset", "Backbone", "Pretrained", "Shots", "Protocol", "Method", "setting"]
+
+
+def _csv_number(value):
+    return "" if value is None else repr(float(value))
+
+
+def _csv_stat(name, stat):
+    """``[(column, cell)]`` of one statistic: its mean, population std and number of seeds."""
+    if stat is None or stat.get("mean") is None:
+        return [(f"{name} mean", ""), (f"{name} std", ""), (f"{name} n", "" if stat is None else str(stat["n"]))]
+    return [(f"{name} mean", _csv_number(stat["mean"])), (f"{name} std", _csv_number(stat["std"])),
+            (f"{name} n", str(stat["n"]))]
+
+
+def _csv_table(rows, scores):
+    """Wide CSV cells of one block: ``(header, [{column: cell}])``."""
+    open_cols = _open_columns(rows, scores)
+    has_id = any(row.get("id") for row in rows)
+    header, body = [], []
+    for row in rows:
+        cells = [(ID_COLUMN, row.get("id"))] if has_id else []
+        cells += [(d, row["per_domain"].get(d)) for d in row["domains"]] + [("Avg", row["avg"])]
+        for set_name, score in open_cols:
+            entry = row["open_set"].get(set_name, {}).get(score, {})
+            cells += [(f"{set_name} {score} {label}", entry.get(metric)) for metric, label in METRICS]
+        pairs = [p for name, stat in cells for p in _csv_stat(name, stat)]
+        for name, _ in pairs:
+            if name not in header:
+                header.append(name)
+        body.append(dict(pairs))
+    return header, body
+
+
+def _setting_columns(rows):
+    """The distinguishing keys of every row, as CSV columns (full key names)."""
+    return sorted({k for row in rows for k, _ in row["setting"]}, key=_setting_order)
+
+
+def _write_csv(rows, blocks):
+    """One CSV table: block fields, method, setting (text and one column per key), n_seeds, then the
+    statistics; ``blocks``: ``[(block rows, header, [{column: cell}])]``."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    lead = ["Dataset", "Backbone", "Pretrained", "Shots", "Protocol"]
+    keys = _setting_columns(rows)
     header = []
-    for _, h, _ in tables:
-        for col in h:
-            if col not in header:
-                header.append(col)
-    writer.writerow(lead + header)
-    for first, h, body in tables:
-        prefix = ["" if first[f] is None else str(first[f]) for f in BLOCK_FIELDS]
-        for cells in body:
-            by_col = dict(zip(h, cells))
-            writer.writerow(prefix + [by_col.get(col, "") for col in header])
-    _csv_footer(buf, writer, notes if tables else [], incomplete, malformed, warnings)
+    for _, h, _ in blocks:
+        header.extend(c for c in h if c not in header)
+    writer.writerow(CSV_LEAD + keys + ["n_seeds"] + header)
+    for block_rows, _, body in blocks:
+        for row, cells in zip(block_rows, body):
+            setting = dict(row["setting"])
+            lead = ["" if row[f] is None else str(row[f]) for f in BLOCK_FIELDS] + [row["method"], row["setting_str"]]
+            lead += [_fmt_value(setting[k]) if k in setting else "" for k in keys]
+            writer.writerow(lead + [str(row["n_seeds"])] + [cells.get(c, "") for c in header])
     return buf.getvalue()
 
 
-def _csv_footer(buf, writer, notes, incomplete, malformed, warnings):
-    extra = [("note", "", n) for n in notes]
-    extra += [("incomplete", p, "no results.json") for p in incomplete]
-    extra += [("malformed", p, reason) for p, reason in malformed]
-    extra += [("warning", "", w) for w in warnings]
-    if extra:
-        buf.write("\n")
-        writer.writerow(["section", "path", "detail"])
-        writer.writerows(extra)
+def _render_csv(rows, tables):
+    blocks = OrderedDict()
+    for row in rows:
+        blocks.setdefault(_block_key(row), []).append(row)
+    return _write_csv(rows, [(block_rows, h, body) for block_rows, (_, h, body) in zip(blocks.values(), tables)])
 
 
 def _render_latex(tables, notes, incomplete, malformed, warnings):

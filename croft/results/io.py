@@ -32,13 +32,16 @@ SCORES_FILE = "scores.npz"
 REQUIRED_KEYS = ("trainer", "dataset", "seed", "closed_set")
 #: Version of the results.json schema written by this code (1: no ``schema_version`` key).
 SCHEMA_VERSION = 2
+#: Versions this code reads; a newer file may mean something else by the same keys.
+READ_SCHEMA_VERSIONS = (1, 2)
 #: ``setup`` values: Setup-I (ImageNet-style, covariate variants), Setup-II (leave-one-domain-out), custom.
 SETUPS = ("setup1", "setup2", "custom")
 VAL_ENERGY_KEY = "energy/val"
 
 __all__ = [
-    "RESULTS_FILE", "SCORES_FILE", "REQUIRED_KEYS", "SCHEMA_VERSION", "SETUPS", "VAL_ENERGY_KEY",
-    "id_key", "ood_key", "shift_key", "correct_key", "named_keys", "validate_results", "write_text_atomic",
+    "RESULTS_FILE", "SCORES_FILE", "REQUIRED_KEYS", "SCHEMA_VERSION", "READ_SCHEMA_VERSIONS", "SETUPS",
+    "VAL_ENERGY_KEY", "UnreadableSchemaVersion", "id_key", "ood_key", "shift_key", "correct_key", "named_keys",
+    "validate_results", "schema_version", "write_text_atomic",
     "write_results_json", "read_results_json", "save_scores", "load_scores",
 ]
 
@@ -127,6 +130,23 @@ def write_results_json(output_dir, results):
     validate_results(results, source=path)
     text = json.dumps(results, indent=2, default=_json_default) + "\n"
     return atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+class UnreadableSchemaVersion(ValueError):
+    """A results.json of a ``schema_version`` this code does not read (a newer croft wrote it)."""
+
+
+def schema_version(results, source="results"):
+    """The file's ``schema_version`` (1 when absent); raise :class:`UnreadableSchemaVersion` naming ``source``
+    for a version outside :data:`READ_SCHEMA_VERSIONS`, ValueError for one that is not an integer."""
+    version = results.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, numbers.Integral):
+        raise ValueError(f"{source}: 'schema_version' must be an integer, got {version!r}")
+    if version not in READ_SCHEMA_VERSIONS:
+        raise UnreadableSchemaVersion(
+            f"{source}: schema_version {version} is not read by this croft (it reads versions "
+            f"{', '.join(map(str, READ_SCHEMA_VERSIONS))}); skipped")
+    return int(version)
 
 
 def read_results_json(path):

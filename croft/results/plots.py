@@ -3,7 +3,8 @@
 Figures are drawn on matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``), so
 plotting works without a display and never changes the pyplot backend of the caller.
 Every score is "higher means more in-distribution"; ID samples are the positive class.
-Keys that are absent are skipped; a panel with nothing to draw says so.
+Keys that are absent are skipped; a panel with nothing to draw says so. Each open-set set (and
+each ID-side series) has one colour in every panel of a figure, histogram and ROC alike.
 """
 import json
 import os
@@ -14,9 +15,10 @@ from matplotlib.figure import Figure
 
 from .io import RESULTS_FILE, SCORES_FILE, VAL_ENERGY_KEY, id_key, load_scores, named_keys
 
-__all__ = ["plot_run", "plot_runs", "energy_series", "roc_series"]
+__all__ = ["plot_run", "plot_runs", "energy_series", "roc_series", "run_titles", "series_colours"]
 
 _N_BINS = 50
+_OOD_PREFIX = "OOD: "
 
 
 def _finite(values):
@@ -38,7 +40,7 @@ def energy_series(scores):
     if not series and id_key("energy") in scores:
         series.append(("ID", scores[id_key("energy")]))
     for name, key in named_keys(scores, "ood", "energy"):
-        series.append((f"OOD: {name}", scores[key]))
+        series.append((f"{_OOD_PREFIX}{name}", scores[key]))
     out = []
     for label, values in series:
         values = _finite(values)
@@ -72,12 +74,30 @@ def _empty(ax, text):
     ax.set_yticks([])
 
 
-def _draw(ax_hist, ax_roc, scores, title=""):
+def _series_name(label):
+    """The colour key of a histogram series: the open-set set's name, else the label itself."""
+    return label[len(_OOD_PREFIX):] if label.startswith(_OOD_PREFIX) else label
+
+
+def series_colours(all_scores):
+    """``{series name: colour}`` over one or more runs' scores: open-set sets first (sorted), then the
+    ID-side series (val, shift domains, ID), so that a set has the same colour in every panel."""
+    sets, others = set(), []
+    for scores in all_scores:
+        sets.update(name for name, _ in named_keys(scores, "ood", "energy"))
+        for label, _ in energy_series(scores):
+            if not label.startswith(_OOD_PREFIX) and label not in others:
+                others.append(label)
+    return {name: f"C{i % 10}" for i, name in enumerate(sorted(sets) + others)}
+
+
+def _draw(ax_hist, ax_roc, scores, title="", colours=None):
+    colours = colours if colours is not None else series_colours([scores])
     series = energy_series(scores)
     if series:
         bins = np.histogram_bin_edges(np.concatenate([v for _, v in series]), bins=_N_BINS)
-        for i, (label, values) in enumerate(series):
-            color = f"C{i % 10}"
+        for label, values in series:
+            color = colours[_series_name(label)]
             ax_hist.hist(values, bins=bins, density=True, histtype="stepfilled", alpha=0.3, color=color)
             ax_hist.hist(values, bins=bins, density=True, histtype="step", linewidth=1.2, color=color,
                          label=f"{label} (n={values.size})")
@@ -90,8 +110,8 @@ def _draw(ax_hist, ax_roc, scores, title=""):
 
     curves = roc_series(scores, "energy")
     if curves:
-        for i, (name, fpr, tpr, auroc) in enumerate(curves):
-            ax_roc.plot(fpr, tpr, color=f"C{i % 10}", linewidth=1.5, label=f"{name} (AUROC {auroc:.2f})")
+        for name, fpr, tpr, auroc in curves:
+            ax_roc.plot(fpr, tpr, color=colours[name], linewidth=1.5, label=f"{name} (AUROC {auroc:.2f})")
         ax_roc.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1)
         ax_roc.set_xlim(0, 1)
         ax_roc.set_ylim(0, 1.01)
@@ -122,20 +142,64 @@ def plot_run(scores, out_png, title=""):
     return _save(fig, out_png)
 
 
-def _run_label(run_dir):
-    """``TRAINER DATASET held-out seed`` from the run's results.json, else the folder path."""
+def _read_results(run_dir):
     try:
         with open(os.path.join(run_dir, RESULTS_FILE), encoding="utf-8") as f:
-            r = json.load(f)
-        held = "+".join(r.get("target_domains") or []) or r.get("dataset", "")
-        parts = [str(r.get("trainer", "")), str(r.get("dataset", "")), held, f"seed {r.get('seed', '?')}"]
-        return " ".join(p for p in parts if p)
-    except (OSError, ValueError, AttributeError, TypeError):
-        return os.path.normpath(run_dir)
+            results = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return results if isinstance(results, dict) else None
+
+
+def _described(results):
+    """``[(field, text)]`` that name a run: method, dataset, held-out domain, seed."""
+    held = results.get("target_domains") or []
+    held = "+".join(map(str, held)) if isinstance(held, list) else str(held)
+    return [("trainer", str(results.get("trainer", "?"))), ("dataset", str(results.get("dataset", "?"))),
+            ("held out", f"held out {held}" if held else ""), ("seed", f"seed {results.get('seed', '?')}")]
+
+
+def run_titles(run_dirs):
+    """``(common, [title per run])``: what the runs share, and what tells each one apart.
+
+    A run is named by its method, dataset, held-out domain and seed (the fields that are the same for
+    every run go to ``common``) and by the recorded settings (results.json ``fingerprint_values``) in
+    which it differs from the other given runs of its method, as the results table labels rows. A
+    run folder without a readable results.json is named by its path.
+    """
+    from .collect import ABSENT, differing_keys, format_setting, run_identities
+
+    infos = [_read_results(d) for d in run_dirs]
+    known = [r for r in infos if r is not None]
+    described = [_described(r) for r in known]
+    common = [text for i, (field, text) in enumerate(described[0]) if text
+              and all(d[i][1] == text for d in described)] if len(described) > 1 else []
+    identities = run_identities([(r.get("trainer"), r.get("fingerprint_values") if isinstance(
+        r.get("fingerprint_values"), dict) else None, {f"hparams.{k}": v for k, v in (r.get("hparams") or {}).items()})
+        for r in known])
+    by_trainer = {}
+    for r, identity in zip(known, identities):
+        by_trainer.setdefault(r.get("trainer"), []).append(identity)
+    keys = {t: differing_keys(ids) for t, ids in by_trainer.items()}
+    titles, k = [], 0
+    for run_dir, r in zip(run_dirs, infos):
+        if r is None:
+            titles.append(os.path.normpath(run_dir))
+            continue
+        identity = identities[k]
+        parts = [text for _, text in described[k] if text and text not in common]
+        setting = format_setting([(key, identity.get(key, ABSENT)) for key in keys[r.get("trainer")]])
+        title = " · ".join(parts + ([setting] if setting else []))
+        titles.append(title or os.path.normpath(run_dir))
+        k += 1
+    return " · ".join(common), titles
 
 
 def plot_runs(run_dirs, out_png, titles=None):
     """Several runs, one row each (histograms left, ROC right), from each run's scores.npz.
+
+    Without ``titles``, each row is titled by what tells its run apart from the others and the
+    figure by what they share (:func:`run_titles`).
 
     Raises FileNotFoundError naming the run folder when a run has no scores.npz.
     """
@@ -149,10 +213,15 @@ def plot_runs(run_dirs, out_png, titles=None):
             raise FileNotFoundError(f"run folder {run_dir} has no {SCORES_FILE} "
                                     f"(was the run evaluated to the end?)")
         all_scores.append(load_scores(path))
-    titles = list(titles) if titles is not None else [_run_label(d) for d in run_dirs]
+    common = ""
+    if titles is None:
+        common, titles = run_titles(run_dirs)
     n = len(run_dirs)
     fig = Figure(figsize=(12, 4.2 * n), layout="constrained")
     axes = np.asarray(fig.subplots(n, 2)).reshape(n, 2)
-    for (ax_hist, ax_roc), scores, title in zip(axes, all_scores, titles):
-        _draw(ax_hist, ax_roc, scores, title)
+    colours = series_colours(all_scores)
+    for (ax_hist, ax_roc), scores, title in zip(axes, all_scores, list(titles)):
+        _draw(ax_hist, ax_roc, scores, title, colours)
+    if common:
+        fig.suptitle(common)
     return _save(fig, out_png)

@@ -371,7 +371,7 @@ def _run_submitit(launcher, payloads, on_result, progress, received):
 
 
 def _print_table(args, plan):
-    from ..results.collect import collect, format_table
+    from ..results.collect import collect, format_table, notes_lines
 
     roots = [r for r in plan.roots if os.path.isdir(r)]
     if not roots:
@@ -385,6 +385,11 @@ def _print_table(args, plan):
     sys.stdout.write(text)
     for path, reason in rows.malformed:
         _say(f"skipped malformed {path}: {reason}", file=sys.stderr)
+    for line in rows.refused:
+        _say(f"warning: {line}", file=sys.stderr)
+    if getattr(args, "format", "md") == "csv":  # the CSV is one table; its notes go to stderr
+        for line in notes_lines(rows, scores=scores, wide=getattr(args, "wide", False)):
+            _say(line, file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
