@@ -1,5 +1,6 @@
 """Command line: ``python -m croft.train`` / ``croft-train``, with CoOp's ``train.py`` flags."""
 import argparse
+import contextlib
 import os
 import sys
 
@@ -59,9 +60,10 @@ def main(argv=None):
         logger.error(f"error: {exc}")
         return 2
     try:
-        prepare_folders(cfg, args, logger)
-        logger = setup_logger(cfg.OUTPUT_DIR)
-        run(cfg, args)
+        with claim_output_dir(cfg.OUTPUT_DIR):
+            prepare_folders(cfg, args, logger)
+            logger = setup_logger(cfg.OUTPUT_DIR)
+            run(cfg, args)
     except EXPECTED_ERRORS as exc:
         if os.environ.get("CROFT_TRACEBACK"):
             raise
@@ -72,10 +74,30 @@ def main(argv=None):
     return 0
 
 
+@contextlib.contextmanager
+def claim_output_dir(directory):
+    """Hold OUTPUT_DIR for this run (no other croft run may use it meanwhile, docs/reliability.md §5); a
+    folder this run created and left empty (a refused run) is removed again."""
+    from .engine.run_folder import check_writable_folder, claim_run_folder
+
+    check_writable_folder(directory)
+    existed = os.path.isdir(directory)
+    claim = claim_run_folder(directory)
+    try:
+        yield
+    finally:
+        claim.release()
+        if not existed:
+            try:
+                os.rmdir(directory)  # only when empty
+            except OSError:
+                pass
+
+
 def prepare_folders(cfg, args, logger):
     """Check the folders before any work: nothing is written unless every check passes."""
     from .engine.fingerprint import make_fingerprint
-    from .engine.run_folder import check_output_dir, check_source_dir, restart
+    from .engine.run_folder import check_output_dir, check_source_dir, remove_stale_temp_files, restart
 
     from .engine.trainer import TRAINER_REGISTRY
 
@@ -91,6 +113,8 @@ def prepare_folders(cfg, args, logger):
         if moved:
             logger.info(f"--restart: the earlier run's files were moved to {moved}")
     check_output_dir(cfg.OUTPUT_DIR, fingerprint)
+    for path in remove_stale_temp_files(cfg.OUTPUT_DIR):
+        logger.info(f"removed {path}: left by an interrupted write")
 
 
 def save_config(cfg):

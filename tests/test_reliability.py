@@ -392,3 +392,54 @@ def test_kill_9_during_epoch_2_then_rerun_gives_the_uninterrupted_results(synthe
             assert np.array_equal(sa[key], sb[key]), key
     records = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]
+
+
+# ------------------------------------------------------------------ one run per folder; stale temporary files
+
+def test_croft_train_into_a_folder_another_run_holds(synthetic_root, finished, tmp_path):
+    from croft.engine.run_folder import claim_run_folder
+
+    out = tmp_path / "held"
+    shutil.copytree(finished, out)
+    with claim_run_folder(str(out)):  # this process stands for a sweep executing the run
+        before = snapshot(out)
+        proc = subprocess.run([sys.executable, "-m", "croft.train", *args_for("CLIP_Adapter", synthetic_root, out)],
+                              capture_output=True, text=True, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        assert snapshot(out) == before
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert f"{out} is in use by another croft run (pid {os.getpid()} on host" in errors[0]
+    assert not (out / ".run.lock").exists()  # let go
+    assert main(args_for("CLIP_Adapter", synthetic_root, out)) == 0  # free again
+
+
+def test_a_rerun_removes_only_stale_temporary_files(synthetic_root, finished, tmp_path):
+    import time
+
+    from croft.utils.atomic import host_id
+
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process of this machine that is gone
+    me, other, now = host_id(), host_id("another-machine"), time.time()
+    files = {  # name: (seconds since written, removed?)
+        f".last.pth.tar.{me}-{dead.pid}.0123abcd.tmp": (2, True),  # killed here mid-write
+        f"adapter/.model-best.pth.tar.{me}-{dead.pid}.0123abce.tmp": (2, True),  # in a model folder
+        f".results.json.{other}-{dead.pid}.0123abcf.tmp": (2, False),  # another machine, maybe still writing
+        f".scores.npz.{other}-{dead.pid}.0123abd0.tmp": (3600, True),  # another machine, long untouched
+        f".config.yaml.{me}-{os.getpid()}.0123abd1.tmp": (2, False),  # a live writer here
+        f".metrics.jsonl.{dead.pid}.0123abd2.tmp": (2, False),  # older croft: no host in the name
+        f".metrics.jsonl.{dead.pid}.0123abd3.tmp": (3600, True),
+        f"eval_ood-0123abcd/.results.json.{me}-{dead.pid}.0123abd4.tmp": (3600, False),  # a stage's own folder
+        "notes.tmp": (3600, False),  # not croft's
+    }
+    (out / "eval_ood-0123abcd").mkdir()
+    (out / "eval_ood-0123abcd" / "stage.json").write_text("{}")
+    for name, (age, _) in files.items():
+        (out / name).write_bytes(b"partial")
+        os.utime(out / name, (now - age, now - age))
+    assert main(args_for("CLIP_Adapter", synthetic_root, out)) == 0
+    for name, (_, removed) in files.items():
+        assert (out / name).exists() != removed, name

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -363,3 +364,129 @@ def test_precompute_makes_the_runs_pure_cache_hits(mini, synthetic_root, tmp_pat
     runs = results_of(out)
     assert len(runs) == 4
     assert all(r["timing"]["feature_cache_misses"] == 0 for r in runs.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# one run per folder; damaged marker files; runs with other settings (issue 18)
+
+def run_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "croft.sweep", *map(str, args)], capture_output=True, text=True,
+                          cwd=str(REPO), **kw)
+
+
+# Both sweeps slow their first run down: A waits inside its first run (holding its folder) until B has
+# started one of its own, so the two certainly overlap.
+RACER = """
+import os, sys, time
+import croft.train as train
+role, flags = sys.argv[1], sys.argv[2]
+original = train.run
+def run(cfg, args):
+    mine = os.path.join(flags, role)
+    if not os.path.exists(mine):
+        open(mine, "w").close()
+        if role == "A":
+            deadline = time.time() + 300
+            while not os.path.exists(os.path.join(flags, "B")) and time.time() < deadline:
+                time.sleep(0.1)
+    return original(cfg, args)
+train.run = run
+from croft.sweep.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def test_two_sweeps_on_one_grid_run_each_run_once(mini, synthetic_root, tmp_path):
+    out, flags = tmp_path / "out", tmp_path / "flags"
+    flags.mkdir()
+    argv = ["run", mini, *common(synthetic_root, out), "--no-table"]
+
+    def start(role):
+        return subprocess.Popen([sys.executable, "-c", RACER, role, str(flags), *argv], cwd=str(REPO),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    a = start("A")
+    deadline = time.time() + 300
+    while not (flags / "A").exists() and a.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    b = start("B")  # A now holds its first run
+    out_a, err_a = a.communicate(timeout=600)
+    out_b, err_b = b.communicate(timeout=600)
+    assert a.returncode == 0 and b.returncode == 0, (err_a[-2000:], err_b[-2000:])
+    assert (flags / "B").exists()  # B executed a run while A held its first one
+    assert "1 run(s) running in another process (e.g. pid" in out_b
+    p = plan([load_grid(mini)], str(out), root=synthetic_root, backbone="tiny", pretrained="none")
+    assert len(p.runs) == 4
+    for spec in p.runs:
+        assert run_state(spec)[0] == "done"
+        logs = [f for f in os.listdir(spec.out_dir) if f.startswith("log.txt")]
+        assert len(logs) == 1, (spec.key, logs)  # one execution
+        assert not os.path.exists(os.path.join(spec.out_dir, ".run.lock"))  # let go when the run ended
+        if spec.stage == "train":
+            epochs = [json.loads(line)["epoch"] for line in Path(spec.out_dir, "metrics.jsonl").read_text().splitlines()]
+            assert epochs == [1]
+
+
+def test_damaged_markers_and_running_runs_in_status_then_retry(mini, local_out, synthetic_root, tmp_path, capsys):
+    from croft.engine.run_folder import claim_run_folder
+
+    out = str(tmp_path / "copy")
+    shutil.copytree(local_out, out)
+    p = plan([load_grid(mini)], out, root=synthetic_root, backbone="tiny", pretrained="none")
+    a, b = [r for r in p.runs if r.stage == "train"]
+    stage_b = next(r for r in p.runs if r.parent_key == b.key)
+    Path(a.out_dir, "submitted.json").write_text("[1, 2]\n")  # JSON, but not the object croft-sweep writes
+    Path(b.out_dir, "results.json").unlink()
+    Path(b.out_dir, "error.txt").write_bytes(b"error: bad \xff\xfe bytes\n")
+    Path(stage_b.out_dir, "results.json").unlink()
+    with claim_run_folder(stage_b.out_dir):  # another process (this one) is executing the stage
+        proc = run_cli("status", mini, *common(synthetic_root, out), "--verbose")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: ")
+    assert os.path.join(a.out_dir, "submitted.json") in warnings[0] and "expected a JSON object" in warnings[0]
+    assert f"failed: {b.key}: error: bad \ufffd\ufffd bytes" in proc.stdout
+    assert f"running: {stage_b.key}: pid {os.getpid()} on host" in proc.stdout
+    capsys.readouterr()
+    assert sweep("run", mini, *common(synthetic_root, out), "--retry-failed", "--no-table") == 0
+    assert "2 done" in capsys.readouterr().out
+    assert_same_runs(local_out, out)
+
+
+def test_status_and_list_report_the_runs_with_other_settings(mini, local_out, synthetic_root, capsys):
+    # local_out was run with --backbone tiny --pretrained none: the default settings' folders are all pending
+    capsys.readouterr()
+    assert sweep("status", mini, "--root", synthetic_root, "--output", local_out) == 0
+    text = capsys.readouterr().out
+    assert "plus 4 done run(s) of these grid(s) with other settings: --backbone tiny --pretrained none" in text
+    assert sweep("list", mini, "--root", synthetic_root, "--output", local_out, "--set", "OPTIM.MAX_EPOCH", "1") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "plus 4 done run(s) of these grid(s) with other settings: --backbone tiny --pretrained none" in lines
+    listed = [line.split()[1] for line in lines if line.startswith("  done ")]
+    assert sorted(listed) == sorted(results_of(local_out))
+    # with the settings of the run: nothing else to report
+    assert sweep("status", mini, *common(synthetic_root, local_out)) == 0
+    assert "other settings" not in capsys.readouterr().out
+
+
+def test_duplicate_note_counts_the_selected_runs_only():
+    # --backbone tiny makes CoOp's RN50 and ViT-B/16 configs equal: 12 of the 24 PACS runs are left out
+    grids = [load_grid("coop_setup2_pacs"), load_grid("coop_setup2_vlcs")]
+    assert plan(grids[:1], "/out", backbone="tiny").notes[0].startswith("12 selected run(s) have the same settings")
+    assert plan(grids[:1], "/out", backbone="tiny", filters=["seed=1"]).notes[0].startswith("4 selected run(s)")
+    # the VLCS grid's 12 left-out runs are not in the selection (no domain sketch there)
+    (note,) = plan(grids, "/out", backbone="tiny", filters=["domain=sketch"]).notes
+    assert note.startswith("3 selected run(s)") and "CoOp/PACS/ViT_ep30/test_on_sketch/seed1-" in note
+    # a selection that holds only such runs says so, instead of "selects no run"
+    with pytest.raises(GridError, match="selects no run.*1 selected run.*is the same run as CoOp/PACS/rn50_ep30"):
+        plan(grids[:1], "/out", backbone="tiny", filters=["config=ViT_ep30", "seed=1", "domain=sketch"])
+
+
+def test_precompute_says_why_there_is_nothing_to_do(mini, local_out, synthetic_root, capsys):
+    capsys.readouterr()
+    assert sweep("precompute", mini, *common(synthetic_root, local_out)) == 0
+    assert "0 data setting(s) to precompute: all 2 training run(s) of the selection are done (--all" in \
+        capsys.readouterr().out
+    assert sweep("precompute", mini, *common(synthetic_root, local_out), "--only", "stage=eval_ood") == 0
+    assert "evaluation stages only" in capsys.readouterr().out

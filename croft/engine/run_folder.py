@@ -7,14 +7,29 @@
 - ``--resume DIR`` and ``--eval-only --model-dir DIR`` must name folders that exist; their
   checkpoints' training-side fingerprint must equal this run's.
 Nothing here writes into a folder before its checks have passed.
+
+One run at a time per folder: :func:`claim_run_folder` takes an exclusive ``fcntl`` lock on
+``OUTPUT_DIR/.run.lock`` for as long as the run works in the folder. The operating system drops
+the lock when its process ends, however it ends (kill -9 included), so a lock is never left
+behind by a dead run; the file itself only says who holds it (host, pid, start time), and is
+deleted when the run lets go. A second run (a second ``croft-sweep``, a SLURM job, a plain
+``croft-train``) that finds the folder claimed stops with :class:`RunFolderBusy`;
+:func:`run_folder_holder` tells who holds a folder without taking it.
 """
+import errno
 import glob
 import json
 import os
 import shutil
+import socket
 import time
 
-from ..utils.atomic import atomic_write_text
+from ..utils.atomic import atomic_write_text, host_id, temp_file_writer
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: folders cannot be claimed
+    fcntl = None
 from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint
 from .fingerprint import describe, differences
 
@@ -139,3 +154,223 @@ def check_source_dir(directory, fingerprint, what, logger=None):
         raise RunFolderError(
             f"{what} {directory} was trained with other settings ({source}): {describe(diffs)}; pass the settings "
             f"it was trained with (see {os.path.join(directory, 'config.yaml')}), or train anew")
+
+
+# ---------------------------------------------------------------------------------------------
+# one run per folder
+
+LOCK_FILE = ".run.lock"
+#: Errors of ``lockf`` that mean "held by another process".
+_BUSY = (errno.EACCES, errno.EAGAIN)
+#: How long a claim retries a lock that looks held: :func:`run_folder_holder` holds a shared lock
+#: for a moment while it looks.
+_BUSY_RETRY_S = 0.25
+#: A temporary file of another machine (or one whose writer cannot be told) is stale only when it
+#: was not written for this long before the claim.
+STALE_TEMP_S = 60.0
+
+#: Folders claimed by this process (realpath -> _Claim). ``lockf`` locks belong to a process, and closing *any*
+#: descriptor of the file drops them: within the holding process, the lock file is only touched through here.
+_held = {}
+_warned_unlocked = set()
+
+
+class RunFolderBusy(RunFolderError):
+    """The folder is claimed by another live run (``holder``: what its lock file says)."""
+
+    def __init__(self, directory, holder):
+        self.directory = directory
+        self.holder = holder or {}
+        super().__init__(f"{directory} is in use by another croft run ({describe_holder(self.holder)}); wait "
+                         "for it to end, or use another --output-dir")
+
+
+def describe_holder(holder):
+    """``pid 123 on host gpu07 since 2024-05-01 10:00:00`` from a lock file's record (parts it lacks left out)."""
+    holder = holder if isinstance(holder, dict) else {}
+    parts = []
+    if holder.get("pid") is not None:
+        parts.append(f"pid {holder['pid']}")
+    if holder.get("host"):
+        parts.append(f"on host {holder['host']}")
+    if holder.get("since"):
+        parts.append(f"since {holder['since']}")
+    return " ".join(parts) or "holder unknown"
+
+
+class _Claim:
+    """A claim of this process on a folder (re-entrant: the sweep's runner claims, then croft-train inside it)."""
+
+    def __init__(self, directory, fd, record):
+        self.directory = directory
+        self.fd = fd  # None: the file system offers no locks, the folder is used unclaimed
+        self.record = record
+        self.since = time.time()
+        self.count = 1
+
+    @property
+    def locked(self):
+        return self.fd is not None
+
+    def release(self):
+        self.count -= 1
+        if self.count > 0:
+            return
+        _held.pop(os.path.realpath(self.directory), None)
+        if self.fd is None:
+            return
+        try:
+            os.unlink(os.path.join(self.directory, LOCK_FILE))  # while still locked: see _lock
+        except OSError:
+            pass
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+def _read_record(fd):
+    try:
+        record = json.loads(os.pread(fd, 65536, 0).decode("utf-8", "replace") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _lock(directory):
+    """``(fd, record)`` of a new exclusive lock on ``directory/.run.lock``; fd None without lock support."""
+    path = os.path.join(directory, LOCK_FILE)
+    record = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if fcntl is None:
+        return None, record
+    deadline = time.monotonic() + _BUSY_RETRY_S
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _read_record(fd) if exc.errno in _BUSY else None
+            os.close(fd)
+            if exc.errno not in _BUSY:
+                return None, record  # e.g. ENOLCK: a network file system without lock support
+            if time.monotonic() >= deadline:
+                raise RunFolderBusy(directory, holder) from None
+            time.sleep(0.02)
+            continue
+        # The holder before us deletes the file while it still holds the lock; if it did so after we opened
+        # it, we locked a deleted file: open the path again.
+        try:
+            current = os.stat(path)
+            same = (current.st_ino, current.st_dev) == (os.fstat(fd).st_ino, os.fstat(fd).st_dev)
+        except OSError:
+            same = False
+        if not same:
+            os.close(fd)
+            continue
+        data = (json.dumps(record) + "\n").encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+        return fd, record
+
+
+def claim_run_folder(directory):
+    """Claim ``directory`` (created if needed) for this process: a context manager, re-entrant within the
+    process. :class:`RunFolderBusy` when another live process holds it."""
+    key = os.path.realpath(directory)
+    claim = _held.get(key)
+    if claim is not None:
+        claim.count += 1
+        return claim
+    os.makedirs(directory, exist_ok=True)
+    fd, record = _lock(directory)
+    claim = _held[key] = _Claim(directory, fd, record)
+    if fd is None and key not in _warned_unlocked:
+        _warned_unlocked.add(key)
+        from .logger import get_logger
+
+        get_logger().warning(f"warning: {directory}: the file system offers no file locks, so nothing stops another "
+                             "run from using this folder at the same time")
+    return claim
+
+
+def run_folder_holder(directory):
+    """What the lock file of a folder claimed by a live process says (``{"host", "pid", "since"}``, ``{}``
+    when unreadable), or None when no process holds it. Takes nothing: a shared lock for a moment."""
+    claim = _held.get(os.path.realpath(directory))
+    if claim is not None:
+        return dict(claim.record)
+    path = os.path.join(directory, LOCK_FILE)
+    if fcntl is None or not os.path.exists(path):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            return _read_record(fd) if exc.errno in _BUSY else None
+        return None
+    finally:
+        os.close(fd)  # releases the shared lock
+
+
+def _process_gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it exists, under another user
+        return False
+    return False
+
+
+def _own_folders(directory):
+    """The folder and its sub-folders that belong to its run (model folders, caches), not nested run
+    folders (a sweep's evaluation stages, which have their own claim) nor dot-folders (``.old``)."""
+    folders = [directory]
+    for entry in sorted(os.listdir(directory)):
+        sub = os.path.join(directory, entry)
+        if entry.startswith(".") or not os.path.isdir(sub):
+            continue
+        if any(os.path.exists(os.path.join(sub, n)) for n in ("log.txt", "stage.json", FINGERPRINT_FILE, LOCK_FILE)):
+            continue
+        folders.append(sub)
+    return folders
+
+
+def remove_stale_temp_files(directory):
+    """Delete the temporary files that interrupted atomic writes left in a run folder that this process has
+    claimed; returns their paths. Stale: written before the claim, and by a process of this machine that is
+    gone, or (another machine's, or a writer that cannot be told) not written for :data:`STALE_TEMP_S`
+    before the claim."""
+    claim = _held.get(os.path.realpath(directory))
+    since = claim.since if claim is not None else time.time()
+    removed = []
+    me = host_id()
+    for folder in _own_folders(directory):
+        for name in os.listdir(folder):
+            writer = temp_file_writer(name)
+            if writer is None:
+                continue
+            path = os.path.join(folder, name)
+            try:
+                mtime = os.stat(path).st_mtime
+            except OSError:
+                continue
+            _, host, pid = writer
+            gone = host == me and pid != os.getpid() and _process_gone(pid)
+            if mtime < since and (gone or mtime < since - STALE_TEMP_S):
+                try:
+                    os.remove(path)
+                    removed.append(path)
+                except OSError:
+                    pass
+    return removed

@@ -5,7 +5,8 @@
                     [--launcher local|submitit] [--workers N] [--gpus 0,1,2,3]
                     [--submitit-local] [--partition P] [--gpus-per-job G] [--cpus-per-job C] [--mem-gb M]
                     [--time-min T] [--array-parallelism A] [--runs-per-job R] [--no-wait]
-    croft-sweep status GRID ...       counts per state (done, queued, failed, incomplete, pending) and per axis
+    croft-sweep status GRID ...       counts per state (done, running, queued, failed, incomplete, pending) and per
+                                      axis, and the grids' run folders with other settings
     croft-sweep list GRID ...         one line per run: state and folder (--commands: the croft-train command)
     croft-sweep precompute GRID ...   encode every image view the runs will read (feature cache), sharded
     croft-sweep collect GRID ...      the results table of the grids' runs (tools/collect_results.py)
@@ -137,6 +138,10 @@ def _say(text, file=None):
     print(text, file=file or sys.stdout, flush=True)
 
 
+def _warn(text):
+    _say(f"warning: {text}", file=sys.stderr)
+
+
 def make_launcher(args, grids, output):
     from .launchers import LocalLauncher, SubmititLauncher
 
@@ -195,7 +200,7 @@ def select_runs(plan, retry_failed):
     """``(chains to run, notes, states)``: done and queued runs are skipped; failed ones unless retried;
     a stage waits for its training run."""
     runs = plan.runs
-    active = st.active_jobs(runs)
+    active = st.active_jobs(runs, warn=_warn)
     states = {r.key: st.run_state(r, active) for r in runs}
     counts = Counter(s for s, _ in states.values())
     to_run, blocked = [], 0
@@ -203,7 +208,7 @@ def select_runs(plan, retry_failed):
         keep = []
         for spec in chain:
             state, _ = states[spec.key]
-            if state in (st.DONE, st.QUEUED) or (state == st.FAILED and not retry_failed):
+            if state in (st.DONE, st.RUNNING, st.QUEUED) or (state == st.FAILED and not retry_failed):
                 continue
             if spec.parent_key is not None and not any(s.key == spec.parent_key for s in keep):
                 parent_state = states.get(spec.parent_key, (None, ""))[0]
@@ -223,6 +228,9 @@ def select_runs(plan, retry_failed):
     if counts[st.FAILED] and not retry_failed:
         notes.append(f"{counts[st.FAILED]} failed run(s) skipped (their error.txt says why; --retry-failed to run "
                      "them again)")
+    if counts[st.RUNNING]:
+        example = next(note for state, note in states.values() if state == st.RUNNING)
+        notes.append(f"{counts[st.RUNNING]} run(s) running in another process (e.g. {example}): left to it")
     if counts[st.QUEUED]:
         notes.append(f"{counts[st.QUEUED]} run(s) already queued in live submitit jobs: not submitted again")
     if blocked:
@@ -314,6 +322,7 @@ def _execute(args, launcher, chains, total):
     elapsed = _fmt_s(time.time() - progress.started)
     missing = total - len(received)
     summary = (f"finished in {elapsed}: {c[st.DONE]} done, {c[st.FAILED]} failed"
+               + (f", {c[st.RUNNING]} left to another process running them" if c[st.RUNNING] else "")
                + (f", {c['skipped']} skipped (training run not done)" if c["skipped"] else "")
                + (f", {missing} not run" if missing else ""))
     _say(("interrupted; " if interrupted else "") + summary)
@@ -399,7 +408,7 @@ def cmd_status(args):
     plan = make_plan(args)
     for note in plan.notes:
         _say(f"note: {note}")
-    active = st.active_jobs(plan.runs)
+    active = st.active_jobs(plan.runs, warn=_warn)
     states = {r.key: st.run_state(r, active) for r in plan.runs}
     for grid, root in zip(plan.grids, plan.roots):
         runs = [r for r in plan.runs if r.grid == grid.name]
@@ -432,26 +441,35 @@ def cmd_status(args):
         if args.verbose:
             for r in runs:
                 state, note = states[r.key]
-                if state in (st.FAILED, st.INCOMPLETE, st.QUEUED):
+                if state in (st.FAILED, st.INCOMPLETE, st.QUEUED, st.RUNNING):
                     _say(f"  {state}: {r.key}" + (f": {note}" if note else ""))
         else:
             failed = [r for r in runs if states[r.key][0] == st.FAILED]
             if failed:
                 _say(f"  e.g. failed: {failed[0].key}: {states[failed[0].key][1]} (--verbose lists them all)")
+    _report_other_runs(args, plan)
     return 0
+
+
+def _report_other_runs(args, plan, listing=False):
+    from .other_runs import summary_lines
+
+    for line in summary_lines(plan, args.output, listing=listing):
+        _say(line)
 
 
 def cmd_list(args):
     plan = make_plan(args)
     for note in plan.notes:
         _say(f"note: {note}")
-    active = st.active_jobs(plan.runs)
+    active = st.active_jobs(plan.runs, warn=_warn)
     for r in plan.runs:
         state, note = st.run_state(r, active)
         _say(f"{state:<10} {r.key}" + (f"  ({note})" if note and state != st.DONE else ""))
         if args.commands:
             _say(f"           {r.command()}")
     _say(f"{len(plan.runs)} run(s)")
+    _report_other_runs(args, plan, listing=True)
     return 0
 
 
@@ -471,10 +489,11 @@ def cmd_precompute(args):
     plan = make_plan(args, need_root=True)
     tasks = tasks_of(plan, only_missing=not args.all)
     launcher = make_launcher(args, plan.grids, args.output)
+    if not tasks:
+        _say(f"0 data setting(s) to precompute: {_nothing_to_precompute(plan)}")
+        return 0
     _say(f"{len(tasks)} data setting(s) to precompute for {sum(t['runs'] for t in tasks)} run(s): "
          f"{launcher.describe()}")
-    if not tasks:
-        return 0
     progress = Progress(len(tasks), what="setting")
     failed = []
 
@@ -515,6 +534,15 @@ def cmd_precompute(args):
     _say(f"precompute finished in {_fmt_s(time.time() - progress.started)}: "
          f"{len(tasks) - len(failed)} done, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _nothing_to_precompute(plan):
+    training = [r for r in plan.runs if r.parent_key is None]
+    if not training:
+        return ("the selection holds evaluation stages only, which read the image views of their training runs "
+                "(select those too, e.g. drop --only stage=...)")
+    return (f"all {len(training)} training run(s) of the selection are done (--all precomputes their data "
+            "settings anyway, e.g. for a new CACHE.DIR)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ The config of a run is built as ``croft.train`` builds it (defaults, dataset YAM
 flags, then the ``KEY VALUE`` overrides), with the YAML part merged once per trainer config.
 """
 import os
+import re
 import shlex
 from collections import OrderedDict
 
@@ -18,6 +19,7 @@ from .grid import (CONFIG, SEED, TEST_ENV, TRAIN_STAGE, GridError, dataset_domai
                    filter_keys_known, parse_filters, parse_value, path_text, point_matches)
 
 HASH_CHARS = 8
+_HASH_SUFFIX = re.compile(r"-[0-9a-f]{%d}$" % HASH_CHARS)
 
 
 def format_value(value):
@@ -73,9 +75,18 @@ class Plan:
         self.roots = []  # per grid: the folder that holds its runs
         self.grids = []
         self.with_stages = []  # training runs with stages whose chain has a selected run (for their stage.json)
+        #: every run of the grids with these settings, selected or not, by its folder key without the hashes
+        #: (:func:`plain_key`): what a folder of the same grid point with other settings is compared with
+        self.every = {}
 
     def by_key(self):
         return {r.key: r for r in self.runs}
+
+
+def plain_key(key):
+    """A run folder key without its fingerprint hashes (``.../seed1-7acdb9b3/eval_ood-2647eca1`` ->
+    ``.../seed1/eval_ood``): the grid point, whatever its settings."""
+    return "/".join(_HASH_SUFFIX.sub("", part) for part in key.split("/"))
 
 
 def pairs(items, what):
@@ -201,7 +212,7 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
     result = Plan()
     seen = {}
     folders = {}
-    duplicates = 0
+    duplicates = []  # (selected run left out, the run with its settings)
     offered = {key: set() for key in filter_map}  # what each --only key could have matched
     for grid in grids:
         builder = _Builder(grid, backbone, root)
@@ -259,6 +270,7 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
                     stage_opts += [k, format_value(v)]
                 sfp, _ = builder.fingerprint(point.config, seed, opts + stage_opts + tail,
                                              f"{what}, stage {stage.name}")
+                stage_values = sfp["values"]
                 if sfp["training_hash"] != fp["training_hash"]:
                     diffs = differences(fp, sfp, training_only=True)
                     raise GridError(f"{grid.source}: stage {stage.name} overrides settings of training "
@@ -272,12 +284,16 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
                                      parent_dir=train.out_dir, grid=grid.name, trainer=grid.trainer,
                                      axes=dict(axes), uses=list(stage.use),
                                      stage_overrides={k: v for k, v in stage.overrides.items()}))
+                chain[-1].values = stage_values
             train.stages = {s.stage: {"folder": os.path.relpath(s.out_dir, train.out_dir), "fingerprint": s.fingerprint,
                                       "use": list(s.uses), "overrides": dict(s.stage_overrides)} for s in chain[1:]}
             kept = []
             for spec in chain:
+                selected = point_matches(grid, point, spec.stage, filter_map)
+                result.every.setdefault(plain_key(spec.key), spec)
                 if spec.fingerprint in seen:
-                    duplicates += 1
+                    if selected:  # a duplicate the selection does not hold is no news
+                        duplicates.append((spec.key, seen[spec.fingerprint]))
                     continue
                 if spec.key in folders and folders[spec.key] != spec.fingerprint:
                     raise GridError(f"two runs with different settings map to folder {spec.key} (a "
@@ -286,7 +302,7 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
                 folders[spec.key] = spec.fingerprint
                 for fkey in filter_map:
                     offered[fkey].update(path_text(v) for v in filter_candidates(grid, point, spec.stage, fkey))
-                if point_matches(grid, point, spec.stage, filter_map):
+                if selected:
                     kept.append(spec)
             if kept:
                 chains.append((seed, kept))
@@ -301,13 +317,18 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
         for _, chain in chains:
             result.chains.append(chain)
             result.runs.extend(chain)
+    note = ""
+    if duplicates:
+        left_out, same_as = duplicates[0]
+        note = (f"{len(duplicates)} selected run(s) have the same settings (fingerprint) as another run of the "
+                f"grid(s) and were left out (e.g. two trainer configs that --backbone makes equal): {left_out} is "
+                f"the same run as {same_as}")
     if filter_map and not result.runs:
         choices = "; ".join(f"{k}: {', '.join(sorted(v)) or '(none)'}" for k, v in offered.items())
         raise GridError(f"--only {' '.join(f'{k}={v}' for k, vs in filter_map.items() for v in vs)} selects no run "
-                        f"of {', '.join(g.name for g in grids)}; values: {choices}")
-    if duplicates:
-        result.notes.append(f"{duplicates} run(s) with the same settings (fingerprint) as an earlier run of the "
-                            "grid(s) were left out (e.g. two trainer configs that --backbone makes equal)")
+                        f"of {', '.join(g.name for g in grids)}" + (f" ({note})" if note else f"; values: {choices}"))
+    if note:
+        result.notes.append(note)
     return result
 
 

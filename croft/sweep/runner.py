@@ -6,6 +6,10 @@ with :func:`croft.engine.shared.enable_sharing` later runs also reuse the frozen
 image features already in memory. A run that fails is recorded (``error.txt``: its one-line error;
 ``log.txt``: the traceback) and the runner goes on with the next one.
 
+Each run claims its folder first (:func:`croft.engine.run_folder.claim_run_folder`): a run that another
+process is executing (a second ``croft-sweep``, another SLURM job) is reported as ``running`` and left
+to it, so two sweeps over one grid execute every run once.
+
 :func:`run_payload` is what every launcher executes: in this process (``--launcher local``), in each
 worker process (``--workers N``) and in each submitit job.
 """
@@ -116,14 +120,36 @@ def _reset_logger():
 
 def execute(spec, verbose=False):
     """Run one :class:`RunSpec` here; returns its :class:`Outcome` (never raises for a failed run)."""
-    started = time.time()
+    from ..engine.run_folder import RunFolderBusy, claim_run_folder, describe_holder
+
     base = dict(key=spec.key, stage=spec.stage, out_dir=spec.out_dir)
     results, _ = st.read_done(spec)
     if results is not None:
         return Outcome(state=st.DONE, seconds=0.0, message="already done", accuracy=st.headline(results), **base)
     if spec.parent_key is not None and _training_fingerprint(spec.parent_dir) != spec.training_fingerprint:
+        holder = st.running_note(spec.parent_dir)
+        if holder:
+            return Outcome(state=st.RUNNING, seconds=0.0, accuracy=None, **base,
+                           message=f"its training run is running in another process ({holder})")
         return Outcome(state=SKIPPED, seconds=0.0, message="its training run has no results", accuracy=None, **base)
-    os.makedirs(spec.out_dir, exist_ok=True)
+    try:
+        claim = claim_run_folder(spec.out_dir)
+    except RunFolderBusy as exc:
+        return Outcome(state=st.RUNNING, seconds=0.0, accuracy=None, **base,
+                       message=f"running in another process ({describe_holder(exc.holder)})")
+    except OSError as exc:  # the folder cannot be made or written: nothing can be recorded in it either
+        return Outcome(state=st.FAILED, seconds=0.0, accuracy=None, **base,
+                       message=f"error: cannot use the run folder {spec.out_dir}: {exc.strerror or exc}")
+    with claim:
+        results, _ = st.read_done(spec)  # finished by another process between the look above and the claim
+        if results is not None:
+            return Outcome(state=st.DONE, seconds=0.0, message="already done", accuracy=st.headline(results),
+                           **base)
+        return _execute_claimed(spec, verbose, base)
+
+
+def _execute_claimed(spec, verbose, base):
+    started = time.time()
     st.clear_error(spec.out_dir)
     restart = st.needs_restart(spec)
     tap = _ErrorTap(echo=sys.__stdout__ if verbose else None)

@@ -2,6 +2,8 @@
 
 - **done**: ``results.json`` is valid (:func:`croft.results.io.read_results_json`) and its ``fingerprint``
   equals the run's; a 0-byte, truncated or foreign ``results.json`` is not done.
+- **running**: a live process holds the folder's claim (``.run.lock``, :mod:`croft.engine.run_folder`):
+  another ``croft-sweep``, a SLURM job or a ``croft-train`` is executing it now.
 - **queued**: submitted to SLURM / submitit (``submitted.json``) and that job is still alive.
 - **failed**: ``error.txt`` holds the one-line error of the last attempt (``log.txt`` has the traceback).
 - **incomplete**: checkpoints or ``last.pth.tar`` (resumable), or an unusable ``results.json``.
@@ -17,8 +19,8 @@ import shutil
 import subprocess
 import time
 
-DONE, QUEUED, FAILED, INCOMPLETE, PENDING = "done", "queued", "failed", "incomplete", "pending"
-STATES = (DONE, QUEUED, FAILED, INCOMPLETE, PENDING)
+DONE, RUNNING, QUEUED, FAILED, INCOMPLETE, PENDING = "done", "running", "queued", "failed", "incomplete", "pending"
+STATES = (DONE, RUNNING, QUEUED, FAILED, INCOMPLETE, PENDING)
 ERROR_FILE = "error.txt"
 STAGE_FILE = "stage.json"
 SUBMITTED_FILE = "submitted.json"
@@ -65,12 +67,22 @@ def has_checkpoints(out_dir):
 
 
 def read_error(out_dir):
+    """The first line of the run's ``error.txt`` ("" when absent); bytes that are not UTF-8 are read as
+    replacement characters, so a damaged file never stops the sweep."""
     try:
-        with open(os.path.join(out_dir, ERROR_FILE), encoding="utf-8") as f:
+        with open(os.path.join(out_dir, ERROR_FILE), encoding="utf-8", errors="replace") as f:
             text = f.read().strip()
     except OSError:
         return ""
     return text.splitlines()[0] if text else ""
+
+
+def running_note(out_dir):
+    """``"pid 123 on host h since ..."`` when a live process holds the run folder's claim, else ""."""
+    from ..engine.run_folder import describe_holder, run_folder_holder
+
+    holder = run_folder_holder(out_dir)
+    return "" if holder is None else describe_holder(holder)
 
 
 def run_state(spec, active_jobs=None):
@@ -78,8 +90,11 @@ def run_state(spec, active_jobs=None):
     results, why = read_done(spec)
     if results is not None:
         return DONE, ""
+    holder = running_note(spec.out_dir)
+    if holder:
+        return RUNNING, holder
     if active_jobs is not None:
-        marker = _read_json(os.path.join(spec.out_dir, SUBMITTED_FILE))
+        marker, _ = read_submitted(spec.out_dir)
         if marker and str(marker.get("job_id")) in active_jobs:
             return QUEUED, f"job {marker.get('job_id')}"
     if os.path.isfile(os.path.join(spec.out_dir, ERROR_FILE)):
@@ -167,10 +182,30 @@ def write_submitted(out_dir, job_id, folder, cluster):
                 "time": time.strftime("%Y-%m-%d %H:%M:%S")})
 
 
-def active_jobs(specs):
+def read_submitted(out_dir):
+    """``(marker dict or None, problem)``: a ``submitted.json`` that is not the JSON object croft-sweep
+    writes is ignored (the run does not count as queued), and ``problem`` says why in one line."""
+    path = os.path.join(out_dir, SUBMITTED_FILE)
+    if not os.path.exists(path):
+        return None, ""
+    marker = _read_json(path)
+    if isinstance(marker, dict):
+        return marker, ""
+    what = "not valid JSON" if marker is None else f"a JSON {type(marker).__name__}"
+    return None, (f"{path}: expected a JSON object {{\"job_id\": ..., \"cluster\": ...}} as croft-sweep writes, "
+                  f"found {what}; ignored (the run does not count as queued)")
+
+
+def active_jobs(specs, warn=None):
     """Ids of the live jobs named by the runs' ``submitted.json`` (SLURM via squeue, local by pid); None if
-    no run has one."""
-    markers = [m for m in (_read_json(os.path.join(s.out_dir, SUBMITTED_FILE)) for s in specs) if m]
+    no run has one. ``warn(line)`` hears of each unusable ``submitted.json``."""
+    markers = []
+    for spec in specs:
+        marker, problem = read_submitted(spec.out_dir)
+        if problem and warn is not None:
+            warn(problem)
+        if marker:
+            markers.append(marker)
     if not markers:
         return None
     alive = set()
