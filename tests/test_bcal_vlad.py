@@ -8,6 +8,9 @@ formula, VLAD's pair selection by loops over rank positions, and SGD with moment
 decay by hand. The implementation is only called as the system under test.
 """
 import json
+import os
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -627,3 +630,34 @@ def test_grids_expand_like_the_baselines():
             assert {r.trainer for r in p.runs} == {method.upper()}
     assert counts == {"bcal_setup1": 9, "bcal_setup2_pacs": 24, "bcal_setup2_vlcs": 24,
                       "vlad_setup1": 9, "vlad_setup2_pacs": 24, "vlad_setup2_vlcs": 24}
+
+
+# --------------------------------------------------------------------------- the Dassl bridge
+def _third_party(env, name):
+    value = os.environ.get(env, "")
+    return Path(value) if value else REPO.parent / "shared" / "third_party" / name
+
+
+@pytest.mark.parametrize("trainer", ["BCAL", "VLAD"])
+def test_coop_train_py_through_the_bridge_gives_croft_engine_numbers(trainer, cli_runs, synthetic_root, tmp_path):
+    """``croft-dassl CoOp/train.py`` (Dassl's loop, CoOp's unchanged train.py) trains the method with the
+    numbers of croft's own engine: the same noise draws (BCAL), results.json and scores.npz."""
+    dassl, coop = _third_party("CROFT_DASSL_PATH", "Dassl.pytorch"), _third_party("CROFT_COOP_PATH", "CoOp")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(dassl), str(REPO)]), HF_HUB_OFFLINE="1")
+    probe = subprocess.run([sys.executable, "-c", "import dassl.engine"], env=env, capture_output=True, cwd=tmp_path)
+    if not (coop / "train.py").is_file() or probe.returncode != 0:
+        reason = f"Dassl/CoOp not importable from {dassl} and {coop} (CROFT_DASSL_PATH, CROFT_COOP_PATH)"
+        if os.environ.get("CROFT_REQUIRE_DASSL", "").strip() not in ("", "0"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    reference = cli_runs(trainer, "PACS")
+    out = tmp_path / "dassl"
+    proc = subprocess.run([sys.executable, "-m", "croft.dassl_bridge", str(coop / "train.py"),
+                           *cli_args(trainer, "PACS", synthetic_root, out)],
+                          env=env, capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (json.loads((d / "results.json").read_text()) for d in (reference, out))
+    a.pop("timing"), b.pop("timing")
+    assert a == b
+    x, y = np.load(reference / "scores.npz"), np.load(out / "scores.npz")
+    assert sorted(x) == sorted(y) and all(np.array_equal(x[k], y[k]) for k in x)
