@@ -4,7 +4,9 @@
 
 1. the run folder is checked (``config.yaml``, a finished ``results.json`` of schema version 2,
    checkpoints), without importing torch, so a bad folder fails fast with one line;
-2. ``config.yaml`` (the merged config the run saved) is merged into the default config tree;
+2. ``config.yaml`` (the merged config the run saved) is merged into the default config tree, and
+   checked against what the run recorded (:func:`check_fingerprints`: results.json, fingerprint.json
+   and every checkpoint must record the same settings, and config.yaml must give them);
 3. the trainer's models are built for the class names recorded in ``detector.json``
    (:func:`build_trainer_for_inference`: the trainer's own ``build_model()`` with a
    :class:`ClassNamesDataset` in place of the dataset; no data manager, no loaders, no feature
@@ -18,6 +20,13 @@
 Open-set flags use the thresholds of ``detector.json`` (:mod:`croft.evaluation.detector`): an
 image is *unknown* when its score is below the threshold keeping the chosen TPR of the ID
 validation images. ``docs/predict.md`` is the user documentation.
+
+A folder of checkpoints without ``config.yaml`` (the original CRoFT code's, which
+``croft-train --eval-only --model-dir`` evaluates) loads with the settings given explicitly
+(``config``, ``dataset_config``, ``root``, ``opts``: :func:`explicit_run_config`). Without a
+detector.json its class names and thresholds come from the run's dataset: the trainer is built on it
+and the thresholds are computed in memory as the run's evaluation computes them
+(:func:`croft.evaluation.detector.compute_detector`).
 
 **DPLCLIP** averages its generated domain prompt over the inference batch, so its predictions
 depend on which images share a batch (``batch_size`` and order); predict with the run's
@@ -41,9 +50,19 @@ RESULTS_FILE = "results.json"  # croft.results.io.RESULTS_FILE
 SCHEMA_VERSION = 2  # croft.results.io.SCHEMA_VERSION (the run-folder checks do not import numpy or torch)
 BEST_NAME = "model-best.pth.tar"  # croft.engine.checkpoint.BEST_NAME
 EPOCH_PREFIX = "model.pth.tar-"  # croft.engine.checkpoint.epoch_file_name
+LAST_NAME = "last.pth.tar"  # croft.engine.checkpoint.LAST_NAME
+FINGERPRINT_FILE = "fingerprint.json"  # croft.engine.run_folder.FINGERPRINT_FILE
+#: config.yaml keys that may differ from what the run recorded: where the dataset is (a moved dataset);
+#: predicting does not read it. ``fingerprint_version`` is the code's, not the config's.
+RELOCATABLE_KEYS = ("DATASET.ROOT", "DATASET.OOD_ROOT", "fingerprint_version")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_SCORE = "energy"
 RUN_FOLDER = "a run folder written by croft-train (config.yaml, checkpoints, results.json)"
+EXPLICIT_HINT = ("a folder of checkpoints alone (the original CRoFT code's) loads with the settings it was trained "
+                 "with: --config-file, --dataset-config-file, --root, --set KEY VALUE (croft.load(run_dir, "
+                 "config=..., dataset_config=...))")
+SAME_RUN = ("the files of one run (config.yaml, fingerprint.json, checkpoints and results.json as croft-train "
+            "wrote them); restore the run's own file, or re-run croft-train")
 
 
 class PredictError(Exception):
@@ -62,6 +81,8 @@ class RunInfo:
     run_dir: str
     results: dict
     detector: Optional[dict]
+    #: The settings are given by the caller (a folder without config.yaml), not read from config.yaml.
+    explicit: bool = False
 
 
 def _read_json(path, what):
@@ -75,15 +96,31 @@ def _read_json(path, what):
     return data
 
 
-def check_run_dir(run_dir):
-    """Check a run folder before anything is built; returns a :class:`RunInfo` or raises :class:`PredictError`."""
+def check_run_dir(run_dir, explicit=False):
+    """Check a run folder before anything is built; returns a :class:`RunInfo` or raises :class:`PredictError`.
+
+    ``explicit``: the caller gives the run's settings (a folder without config.yaml, whose
+    results.json, when there is one, is optional)."""
     run_dir = os.path.abspath(os.path.expanduser(str(run_dir)))
     if not os.path.exists(run_dir):
         raise PredictError("run folder not found", run_dir, RUN_FOLDER)
     if not os.path.isdir(run_dir):
         raise PredictError("not a folder", run_dir, RUN_FOLDER)
-    if not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
-        raise PredictError("no config.yaml", run_dir, "the merged config croft-train writes when a run starts")
+    has_config = os.path.isfile(os.path.join(run_dir, CONFIG_FILE))
+    if explicit:
+        if has_config:
+            raise PredictError("settings given for a run that has its own config.yaml", run_dir,
+                               "the run's config.yaml alone (drop --config-file, --dataset-config-file, --root, "
+                               "--seed, --trainer, --backbone, --set: they are for a folder of checkpoints without "
+                               "config.yaml)")
+        results_path = os.path.join(run_dir, RESULTS_FILE)
+        results = _read_json(results_path, "results.json") if os.path.isfile(results_path) else {}
+        return RunInfo(run_dir, results, _read_detector(run_dir), explicit=True)
+    if not has_config:
+        expected = "the merged config croft-train writes when a run starts"
+        if _checkpoint_folders(run_dir, None):
+            expected += f"; {EXPLICIT_HINT}"
+        raise PredictError("no config.yaml", run_dir, expected)
     results_path = os.path.join(run_dir, RESULTS_FILE)
     if not os.path.isfile(results_path):
         raise PredictError("unfinished run (no results.json)", run_dir,
@@ -101,22 +138,53 @@ def check_run_dir(run_dir):
                            f"<model>/{BEST_NAME} (or {EPOCH_PREFIX}{best_epoch}) of trainer "
                            f"{results.get('trainer', '?')}; an --eval-only run folder holds none: use the folder "
                            "of the training run")
+    return RunInfo(run_dir, results, _read_detector(run_dir))
+
+
+def _read_detector(run_dir):
     detector_path = os.path.join(run_dir, DETECTOR_FILE)
     detector = _read_json(detector_path, DETECTOR_FILE) if os.path.isfile(detector_path) else None
     if detector is not None and detector.get("format") != DETECTOR_FORMAT:
         raise PredictError(f"detector.json of format {detector.get('format')}", detector_path,
                            f"format {DETECTOR_FORMAT}, the format this croft writes")
-    return RunInfo(run_dir, results, detector)
+    return detector
 
 
 def _checkpoint_folders(run_dir, best_epoch):
+    """Sub-folders holding ``model-best`` or, ``best_epoch`` None, any ``model.pth.tar-<E>``, else that of ``best_epoch``."""
     found = []
     for name in sorted(os.listdir(run_dir)):
         sub = os.path.join(run_dir, name)
-        if os.path.isdir(sub) and (os.path.isfile(os.path.join(sub, BEST_NAME))
-                                   or os.path.isfile(os.path.join(sub, f"{EPOCH_PREFIX}{best_epoch}"))):
+        if name.startswith(".") or not os.path.isdir(sub):
+            continue
+        files = os.listdir(sub)
+        if BEST_NAME in files or (f"{EPOCH_PREFIX}{best_epoch}" in files if best_epoch is not None
+                                  else any(f.startswith(EPOCH_PREFIX) for f in files)):
             found.append(name)
     return found
+
+
+def check_output_path(path):
+    """Refuse an ``--output`` file that cannot be written, before anything is built or read (:class:`PredictError`).
+
+    Missing parent folders are created when writing (as for croft-train's OUTPUT_DIR): the nearest
+    existing one must be a writable folder."""
+    if not path.lower().endswith((".csv", ".jsonl")):
+        raise PredictError(f"unknown output format {path}", "--output", "a .csv or .jsonl file name")
+    target = os.path.abspath(os.path.expanduser(path))
+    if os.path.isdir(target):
+        raise PredictError("--output is a folder", target, "a .csv or .jsonl file name")
+    if os.path.exists(target) and not os.access(target, os.W_OK):
+        raise PredictError("--output is not writable", target, "a file you may write (or a new file name)")
+    folder = os.path.dirname(target)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise PredictError("cannot create the --output file", target, f"a path below folders, but {folder} is a file")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PredictError("--output folder is not writable", target,
+                           f"a folder you may write to ({folder} is read-only for you)")
+    return target
 
 
 def load_run_config(run_dir):
@@ -136,6 +204,122 @@ def load_run_config(run_dir):
     cfg.CACHE.ENABLED = False
     cfg.freeze()
     return cfg
+
+
+def explicit_run_config(run_dir, config=None, dataset_config=None, root=None, opts=None):
+    """The settings of a folder without config.yaml, merged as croft-train merges them (defaults, dataset
+    YAML, trainer YAML, ``root``, ``opts`` = ``KEY VALUE`` overrides) and checked as croft-train checks
+    them (:class:`~croft.config.ConfigError`, naming the key); ``OUTPUT_DIR`` = ``run_dir``, no feature
+    cache. Frozen."""
+    from argparse import Namespace
+
+    from .config import setup_cfg
+    from .engine.checks import check_cfg
+
+    args = Namespace(config_file=os.fspath(config) if config else "",
+                     dataset_config_file=os.fspath(dataset_config) if dataset_config else "",
+                     root=os.fspath(root) if root else "", output_dir="", resume="", seed=None, source_domains=None,
+                     target_domains=None, transforms=None, trainer="", backbone="", head="",
+                     opts=[str(o) for o in (opts or [])])
+    cfg = setup_cfg(args)
+    check_cfg(cfg)
+    cfg.defrost()
+    cfg.OUTPUT_DIR = run_dir
+    cfg.CACHE.ENABLED = False
+    cfg.freeze()
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------- run identity
+
+def checkpoint_files(run_dir):
+    """Every checkpoint of the folder, as ``(label, path)``: ``<model>/model-best.pth.tar``,
+    ``<model>/model.pth.tar-<E>`` (sub-folders not starting with a dot), and ``last.pth.tar``."""
+    found = []
+    for name in sorted(os.listdir(run_dir)):
+        sub = os.path.join(run_dir, name)
+        if name.startswith(".") or not os.path.isdir(sub):
+            continue
+        for file_name in sorted(os.listdir(sub)):
+            if file_name == BEST_NAME or file_name.startswith(EPOCH_PREFIX):
+                found.append((f"checkpoint {name}/{file_name}", os.path.join(sub, file_name)))
+    if os.path.isfile(os.path.join(run_dir, LAST_NAME)):
+        found.append((f"checkpoint {LAST_NAME}", os.path.join(run_dir, LAST_NAME)))
+    return found
+
+
+def _checkpoint_fingerprint(path):
+    """The fingerprint a checkpoint records (None when it records none), reading no tensor data."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 -- not a plain zip checkpoint: the checked reader says why, or reads it
+        from .engine.checkpoint import safe_torch_load
+
+        state = safe_torch_load(path)
+    fingerprint = state.get("fingerprint") if isinstance(state, dict) else None
+    return fingerprint if isinstance(fingerprint, dict) and "values" in fingerprint else None
+
+
+def recorded_fingerprints(info):
+    """``[(label, path, fingerprint or None)]`` of what the run folder records: results.json,
+    fingerprint.json, then every checkpoint (:func:`checkpoint_files`)."""
+    records = []
+    if info.results:
+        values = info.results.get("fingerprint_values")
+        records.append(("results.json", os.path.join(info.run_dir, RESULTS_FILE),
+                        {"values": values} if isinstance(values, dict) else None))
+    path = os.path.join(info.run_dir, FINGERPRINT_FILE)
+    if os.path.isfile(path):
+        stored = _read_json(path, FINGERPRINT_FILE)
+        records.append((FINGERPRINT_FILE, path, stored if isinstance(stored.get("values"), dict) else None))
+    records.extend((label, path, _checkpoint_fingerprint(path)) for label, path in checkpoint_files(info.run_dir))
+    return records
+
+
+def _mismatch(label, where, other, diffs):
+    key, mine, theirs = diffs[0]
+    more = f" (and {len(diffs) - 1} more key{'s' if len(diffs) > 2 else ''})" if len(diffs) > 1 else ""
+    return PredictError(f"{label} does not match {other}: {key} is {mine!r} in {label}, {theirs!r} in {other}{more}",
+                        where, SAME_RUN)
+
+
+def check_fingerprints(info, cfg):
+    """Refuse a run folder whose files do not describe one run (:class:`PredictError` naming the first
+    differing key and both values).
+
+    A run's folder: results.json, fingerprint.json and every checkpoint must record the same settings
+    (compared as the fingerprint compares them: a key one of them lacks counts as its default), and
+    ``cfg`` (its config.yaml) must give them, except :data:`RELOCATABLE_KEYS`. A folder whose
+    settings are given (``info.explicit``): every recorded fingerprint must match them on the
+    training side, as ``croft-train --eval-only --model-dir`` checks; a folder that records none (the
+    original CRoFT code's) is not checked.
+    """
+    from .engine.fingerprint import differences, make_fingerprint
+
+    current = make_fingerprint(cfg)
+    records = recorded_fingerprints(info)
+    if info.explicit:
+        for label, path, stored in records:
+            diffs = differences(stored, current, training_only=True) if stored is not None else []
+            if diffs:
+                raise _mismatch(label, path, "the settings given", diffs)
+        return
+    recorded = [(label, stored) for label, _, stored in records if stored is not None]
+    if not recorded:
+        return  # written before croft recorded fingerprints: nothing to compare
+    reference, expected = recorded[0]
+    for label, path, stored in records:
+        if stored is None:
+            raise PredictError(f"{label} records no fingerprint, unlike {reference}", path,
+                               f"{SAME_RUN} (croft writes the fingerprint into every file it writes)")
+        diffs = differences(stored, expected)
+        if diffs:
+            raise _mismatch(label, path, reference, diffs)
+    diffs = [d for d in differences(current, expected) if d[0] not in RELOCATABLE_KEYS]
+    if diffs:
+        raise _mismatch(CONFIG_FILE, os.path.join(info.run_dir, CONFIG_FILE), reference, diffs)
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -237,11 +421,21 @@ def _classes_of_run(info, cfg):
                              dataset.target_domains)
 
 
-def _load_checkpoints(trainer, run_dir, best_epoch):
-    """Load the checkpoint the run evaluated: ``model-best`` of every model, else ``model.pth.tar-<best_epoch>``."""
+def _load_checkpoints(trainer, run_dir, best_epoch, load_epoch=None):
+    """Load the checkpoint the run evaluated: ``model-best`` of every model, else ``model.pth.tar-<best_epoch>``;
+    ``model.pth.tar-<load_epoch>`` when ``load_epoch`` is given."""
     names = trainer.get_model_names()
     if not names:
         return None
+    if load_epoch is not None:
+        epoch_file = f"{EPOCH_PREFIX}{load_epoch}"
+        missing = [n for n in names if not os.path.isfile(os.path.join(run_dir, n, epoch_file))]
+        if missing:
+            raise PredictError("checkpoint not found", os.path.join(run_dir, missing[0], epoch_file),
+                               f"{epoch_file} (load_epoch {load_epoch}) for each model of trainer "
+                               f"{trainer.cfg.TRAINER.NAME}: {', '.join(names)}")
+        trainer.load_model(run_dir, epoch=load_epoch)
+        return epoch_file
     if all(os.path.isfile(os.path.join(run_dir, n, BEST_NAME)) for n in names):
         trainer.load_model(run_dir)
         return BEST_NAME
@@ -250,8 +444,9 @@ def _load_checkpoints(trainer, run_dir, best_epoch):
         trainer.load_model(run_dir, epoch=best_epoch)
         return epoch_file
     missing = [n for n in names if not os.path.isfile(os.path.join(run_dir, n, BEST_NAME))]
+    alternative = epoch_file if best_epoch is not None else f"{EPOCH_PREFIX}<E> with --load-epoch E"
     raise PredictError("checkpoint not found", os.path.join(run_dir, missing[0]),
-                       f"{BEST_NAME} (or {epoch_file}) for each model of trainer {trainer.cfg.TRAINER.NAME}: "
+                       f"{BEST_NAME} (or {alternative}) for each model of trainer {trainer.cfg.TRAINER.NAME}: "
                        f"{', '.join(names)}")
 
 
@@ -260,12 +455,43 @@ def _check_backbone(trainer, detector, run_dir):
     weights = ((detector or {}).get("backbone") or {}).get("weights") or {}
     if weights.get("kind") != "random-init" or not weights.get("state_dict_sha256"):
         return
-    from .data.feature_cache import state_dict_digest
+    from .clip.weights import state_dict_digest
 
     if state_dict_digest(trainer.clip_model) != weights["state_dict_sha256"]:
         raise PredictError("the rebuilt random-init backbone differs from the run's", run_dir,
                            "the backbone of the run (state-dict hash in detector.json); a random initialisation "
                            "is rebuilt from SEED and needs the same open_clip and torch versions")
+
+
+def _build_trainer_on_dataset(cfg, info, device):
+    """The trainer on the run's dataset (a folder without detector.json: its class names and ID val
+    images come from there), built as croft-train builds it."""
+    from .data.datasets import build_dataset
+    from .data.verify import verify_images
+    from .engine.trainer import TRAINER_REGISTRY
+
+    try:
+        dataset = build_dataset(cfg)
+        verify_images(dataset, cfg.DATASET.NAME)
+    except Exception as exc:  # noqa: BLE001 -- any failure to read the dataset means the same here
+        raise PredictError("class names and detector thresholds unknown (no detector.json)", info.run_dir,
+                           f"the run's dataset {cfg.DATASET.NAME} at DATASET.ROOT {cfg.DATASET.ROOT!r} (--root), "
+                           "to read its class names and compute the thresholds on its ID val images, or the "
+                           "detector files of an --eval-only run of these checkpoints in the folder "
+                           f"({type(exc).__name__}: {exc})") from None
+    return TRAINER_REGISTRY.get(cfg.TRAINER.NAME)(cfg, dataset=dataset, device=device)
+
+
+def _compute_thresholds(trainer, info):
+    """Detector thresholds computed in memory as the run's evaluation computes them; None (logged) when the
+    dataset has no ID val or test image."""
+    from .utils.logging import get_logger
+    from .evaluation.detector import compute_detector, describe_thresholds
+
+    data = compute_detector(trainer)
+    if data is not None:
+        get_logger().info(f"{describe_thresholds(data.detector)} (computed now, not stored in {info.run_dir})")
+    return data
 
 
 # ---------------------------------------------------------------------------------------------- predictions
@@ -343,7 +569,9 @@ class ImageReadError(ValueError):
 class Predictor:
     """A finished run restored for prediction; build it with :meth:`from_run` (or ``croft.load``)."""
 
-    def __init__(self, run_dir, cfg, trainer, info, device, checkpoint=None):
+    def __init__(self, run_dir, cfg, trainer, info, device, checkpoint=None, detector_data=None):
+        """``detector_data``: a :class:`~croft.evaluation.detector.DetectorData` computed in memory, in
+        place of the run's detector files (``info.detector`` is then its detector)."""
         from .data.transforms import build_transform
 
         self.run_dir, self.cfg, self.trainer, self.info = run_dir, cfg, trainer, info
@@ -352,7 +580,7 @@ class Predictor:
         self.detector = info.detector
         self.classnames = list(trainer.classnames)
         self.transform = build_transform(cfg, is_train=False)
-        self._val_scores = None
+        self._val_scores = detector_data.val_scores if detector_data is not None else None
         self.knn_bank, self.knn_k = None, None
         detector = self.detector or {}
         # Without detector.json: the run's scores, except knn (no bank).
@@ -360,7 +588,12 @@ class Predictor:
         knn = detector.get("knn")
         if "knn" in names:
             bank_path = os.path.join(run_dir, (knn or {}).get("bank", KNN_BANK_FILE))
-            if knn and os.path.isfile(bank_path):
+            if knn and detector_data is not None and detector_data.knn_bank is not None:
+                import torch
+
+                self.knn_bank = torch.from_numpy(detector_data.knn_bank).float()
+                self.knn_k = int(knn["k"])
+            elif knn and detector_data is None and os.path.isfile(bank_path):
                 import numpy as np
                 import torch
 
@@ -380,37 +613,56 @@ class Predictor:
                                  if not np.allclose(values, probe[n], rtol=1e-5, atol=1e-6)]
 
     @classmethod
-    def from_run(cls, run_dir, device=None):
+    def from_run(cls, run_dir, device=None, config=None, dataset_config=None, root=None, opts=None,
+                 load_epoch=None):
         """Restore the run in ``run_dir`` (see the module docstring); ``device``: default the run's
-        (CUDA when ``USE_CUDA`` and available, else the CPU). Raises :class:`PredictError` for a bad folder."""
-        info = check_run_dir(run_dir)
-        cfg = load_run_config(info.run_dir)
+        (CUDA when ``USE_CUDA`` and available, else the CPU). Raises :class:`PredictError` for a bad folder.
+
+        ``config``, ``dataset_config``, ``root``, ``opts`` (``[KEY, VALUE, ...]``): the settings of a
+        folder without config.yaml, as ``croft-train --eval-only --model-dir`` takes them
+        (:class:`~croft.config.ConfigError` for a bad one). ``load_epoch``: load
+        ``model.pth.tar-<load_epoch>`` instead of the checkpoint the run evaluated.
+        """
+        explicit = any(v not in (None, "", [], ()) for v in (config, dataset_config, root, opts))
+        info = check_run_dir(run_dir, explicit=explicit)
+        if explicit:
+            cfg = explicit_run_config(info.run_dir, config, dataset_config, root, opts)
+        else:
+            cfg = load_run_config(info.run_dir)
         from . import trainers  # noqa: F401  (registers every trainer)
         from .engine.trainer import TRAINER_REGISTRY, set_random_seed
 
+        where = os.path.join(info.run_dir, CONFIG_FILE) if not explicit else "the settings given"
         if cfg.TRAINER.NAME not in TRAINER_REGISTRY:
-            raise PredictError(f"unknown trainer {cfg.TRAINER.NAME!r}", os.path.join(info.run_dir, CONFIG_FILE),
+            raise PredictError(f"unknown trainer {cfg.TRAINER.NAME!r}", where,
                                f"one of {', '.join(TRAINER_REGISTRY.names())}")
         pretrained = str(cfg.MODEL.BACKBONE.PRETRAINED).strip().lower()
         if pretrained in ("none", "") and cfg.SEED < 0:
             raise PredictError("the run's backbone is an unseeded random initialisation", info.run_dir,
                                "pretrained weights, or a random initialisation with SEED >= 0, to rebuild it")
-        dataset = _classes_of_run(info, cfg)
+        check_fingerprints(info, cfg)
         device = device or _default_device(cfg)
+        detector_data = None
         with _PreservedRNG():
             if cfg.SEED >= 0:
                 set_random_seed(cfg.SEED)  # a random-init backbone draws from the global RNG, as in training
-            trainer = build_trainer_for_inference(cfg, dataset, device)
+            if explicit and info.detector is None:
+                trainer = _build_trainer_on_dataset(cfg, info, device)
+            else:
+                trainer = build_trainer_for_inference(cfg, _classes_of_run(info, cfg), device)
         _check_backbone(trainer, info.detector, info.run_dir)
         try:
-            checkpoint = _load_checkpoints(trainer, info.run_dir, info.results.get("best_epoch"))
+            checkpoint = _load_checkpoints(trainer, info.run_dir, info.results.get("best_epoch"), load_epoch)
         except FileNotFoundError as exc:
             raise PredictError("checkpoint not found", info.run_dir, str(exc)) from None
         if not hasattr(trainer, "image_encoder"):
             raise PredictError(f"trainer {cfg.TRAINER.NAME} has no frozen image encoder", info.run_dir,
-                               "a trainer built on croft.trainers.clip_base.FrozenCLIPTrainer")
+                               "a trainer built on croft.trainers.clip_base.FrozenCLIPMethod")
         trainer.set_model_mode("eval")
-        return cls(info.run_dir, cfg, trainer, info, trainer.device, checkpoint)
+        if explicit and info.detector is None:
+            detector_data = _compute_thresholds(trainer, info)
+            info.detector = detector_data.detector if detector_data is not None else None
+        return cls(info.run_dir, cfg, trainer, info, trainer.device, checkpoint, detector_data)
 
     # ------------------------------------------------------------------ thresholds
     @property
@@ -471,7 +723,12 @@ class Predictor:
                                      "already through the run's test transform")
             return image.detach().float().cpu()
         if isinstance(image, Image.Image):
-            return self.transform(image.convert("RGB"))
+            from .data.images import ImageModeError, to_rgb
+
+            try:
+                return self.transform(to_rgb(image))
+            except ImageModeError as exc:
+                raise ImageReadError(str(exc)) from exc
         if isinstance(image, (str, os.PathLike)):
             try:
                 return self.transform(read_image(image))
@@ -571,9 +828,14 @@ class Predictor:
                            threshold=threshold, is_unknown=flags, errors=errs)
 
 
-def load(run_dir, device=None):
-    """``Predictor.from_run(run_dir, device)``: a finished run, ready to :meth:`Predictor.predict`."""
-    return Predictor.from_run(run_dir, device=device)
+def load(run_dir, device=None, config=None, dataset_config=None, root=None, opts=None, load_epoch=None):
+    """``Predictor.from_run(run_dir, ...)``: a finished run, ready to :meth:`Predictor.predict`.
+
+    ``config``, ``dataset_config``, ``root``, ``opts``: the settings of a folder of checkpoints without
+    config.yaml (the original CRoFT code's), as croft-train's ``--config-file``, ``--dataset-config-file``,
+    ``--root`` and ``KEY VALUE`` overrides."""
+    return Predictor.from_run(run_dir, device=device, config=config, dataset_config=dataset_config, root=root,
+                              opts=opts, load_epoch=load_epoch)
 
 
 # ---------------------------------------------------------------------------------------------- command line
@@ -641,7 +903,42 @@ def build_parser():
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", "-v", action="store_true", help="log the restore steps (to stderr)")
+    parser.add_argument("--load-epoch", type=int, default=None,
+                        help="load model.pth.tar-<epoch> instead of the checkpoint the run evaluated")
+    given = parser.add_argument_group(
+        "a folder of checkpoints without config.yaml (the original CRoFT code's)",
+        "the settings it was trained with, as croft-train --eval-only --model-dir takes them; its class names and "
+        "detector thresholds come from its dataset (ID val images) unless the folder holds a detector.json")
+    given.add_argument("--config-file", default="", help="trainer config file")
+    given.add_argument("--dataset-config-file", default="", help="dataset config file")
+    given.add_argument("--root", default="", help="dataset root (DATASET.ROOT)")
+    given.add_argument("--seed", type=int, default=None, help="SEED (>= 0)")
+    given.add_argument("--trainer", default="", help="TRAINER.NAME")
+    given.add_argument("--backbone", default="", help="MODEL.BACKBONE.NAME")
+    given.add_argument("--source-domains", nargs="+", default=None, help="DATASET.SOURCE_DOMAINS")
+    given.add_argument("--target-domains", nargs="+", default=None, help="DATASET.TARGET_DOMAINS")
+    given.add_argument("--set", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"), dest="overrides",
+                       help="a config override, as croft-train's trailing KEY VALUE pairs (repeatable)")
     return parser
+
+
+def explicit_settings(args):
+    """``(config, dataset_config, root, opts)`` of the command line's settings for a folder without
+    config.yaml; croft-train's flags become overrides in its merge order (flags, then ``--set`` pairs)."""
+    opts = []
+    if args.seed is not None and args.seed >= 0:
+        opts += ["SEED", str(args.seed)]
+    if args.source_domains:
+        opts += ["DATASET.SOURCE_DOMAINS", repr(list(args.source_domains))]
+    if args.target_domains:
+        opts += ["DATASET.TARGET_DOMAINS", repr(list(args.target_domains))]
+    if args.trainer:
+        opts += ["TRAINER.NAME", args.trainer]
+    if args.backbone:
+        opts += ["MODEL.BACKBONE.NAME", args.backbone]
+    for key, value in args.overrides:
+        opts += [key, value]
+    return args.config_file, args.dataset_config_file, args.root, opts
 
 
 class _cli_logging:
@@ -655,7 +952,7 @@ class _cli_logging:
     def __enter__(self):
         import logging
 
-        from .engine.logger import LOGGER_NAME
+        from .utils.logging import LOGGER_NAME
 
         self.logger, self.root = logging.getLogger(LOGGER_NAME), logging.getLogger()
         self.saved = (list(self.logger.handlers), self.logger.level, self.logger.propagate, self.root.level)
@@ -683,9 +980,17 @@ def _error(message):
 
 
 def main(argv=None):
+    """The command line; returns the exit status: 0 done, 1 failed (or no image predicted), 2 bad settings."""
+    from .config import ConfigError
+
     args = build_parser().parse_args(argv)
     try:
         return _main(args)
+    except ConfigError as exc:
+        if os.environ.get("CROFT_TRACEBACK"):
+            raise
+        _error(str(exc))
+        return 2
     except PredictError as exc:
         if os.environ.get("CROFT_TRACEBACK"):
             raise
@@ -705,21 +1010,28 @@ def _main(args):
             raise PredictError(f"invalid --tpr {args.tpr}", "command line", "a number in (0, 1]") from None
     if args.batch_size < 1:
         raise PredictError(f"invalid --batch-size {args.batch_size}", "command line", "an integer >= 1")
-    if args.output is not None and not args.output.lower().endswith((".csv", ".jsonl")):
-        raise PredictError(f"unknown output format {args.output}", "--output", "a .csv or .jsonl file name")
-    check_run_dir(args.run_dir)  # fail fast (no torch import) on a bad folder
+    if args.output is not None:
+        check_output_path(args.output)
+    config, dataset_config, root, opts = explicit_settings(args)
+    check_run_dir(args.run_dir, explicit=bool(config or dataset_config or root or opts))  # no torch: fails fast
     images = find_images(args.images)
     if not images:
         raise PredictError("no images", " ".join(args.images), f"image files ({', '.join(IMAGE_EXTENSIONS)}) or "
                                                                "folders holding some")
     with _cli_logging(args.verbose):
-        predictor = Predictor.from_run(args.run_dir, device=args.device)
+        predictor = Predictor.from_run(args.run_dir, device=args.device, config=config, dataset_config=dataset_config,
+                                       root=root, opts=opts, load_epoch=args.load_epoch)
     if predictor.detector is None:
         sys.stderr.write(f"warning: {args.run_dir} has no detector.json: no thresholds, is_unknown is empty\n")
     predictions = predictor.predict(images, batch_size=args.batch_size, score=args.score, tpr=args.tpr,
                                     errors="record", progress=not args.no_progress)
-    write_predictions(predictions, args.output)
     ok = predictions.ok
+    if not ok.any():
+        first = next(i for i, e in enumerate(predictions.errors) if e is not None)
+        raise PredictError(f"no image could be predicted ({len(predictions)} unreadable; first: {predictions.paths[first]}: "
+                           f"{predictions.errors[first]})", " ".join(args.images),
+                           "image files that PIL can open (nothing was written)")
+    write_predictions(predictions, args.output)
     summary = f"{len(predictions)} images, {int((~ok).sum())} unreadable"
     if predictions.threshold is not None:
         det = predictor.detector

@@ -6,6 +6,10 @@ for every registered trainer: a run restored from its folder alone (its config p
 root that does not exist) predicts the held-out test images with the logits of the evaluation path,
 and the energies of the run's ``scores.npz``. The command line writes one row per image, an
 unreadable file included, and bad run folders fail with one line.
+
+A run folder whose files do not describe one run (an edited config.yaml, a checkpoint or a
+fingerprint.json of another run) is refused, naming the key; a folder of checkpoints in the original
+CRoFT code's format loads with the settings given explicitly and gets the run's own thresholds.
 """
 import csv
 import json
@@ -125,9 +129,13 @@ def test_import_croft_stays_light_and_constants_agree():
     from croft.engine.checkpoint import BEST_NAME, epoch_file_name
     from croft.results.io import RESULTS_FILE, SCHEMA_VERSION
 
+    from croft.engine.checkpoint import LAST_NAME
+    from croft.engine.run_folder import FINGERPRINT_FILE
+
     # croft.predict checks run folders without importing torch, so it spells these out
     assert (predict.BEST_NAME, predict.EPOCH_PREFIX + "3") == (BEST_NAME, epoch_file_name(3))
     assert (predict.RESULTS_FILE, predict.SCHEMA_VERSION) == (RESULTS_FILE, SCHEMA_VERSION)
+    assert (predict.LAST_NAME, predict.FINGERPRINT_FILE) == (LAST_NAME, FINGERPRINT_FILE)
 
 
 # ------------------------------------------------------------------------------------------ every trainer
@@ -332,3 +340,284 @@ def test_cli_bad_run_folders(runs, tmp_path):
         assert len(lines) == 1 and lines[0].startswith(f"error: {what}"), (case, proc.stderr)
         assert lines[0].count(", ") >= 2, (case, lines[0])  # <what>, <where>, <what was expected>
         assert "Traceback" not in proc.stderr and proc.stdout == "", case
+
+
+def subprocess_error(args, code=1):
+    """Run ``python -m croft.predict ARGS``; assert one ``error:`` line, exit ``code``, no traceback; return the line."""
+    env = {k: v for k, v in os.environ.items() if k != "CROFT_TRACEBACK"}
+    proc = subprocess.run([sys.executable, "-m", "croft.predict", *map(str, args), "--no-progress"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == code, (args, proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), (args, proc.stderr)
+    assert "Traceback" not in proc.stderr and proc.stdout == "", (args, proc.stderr)
+    return lines[0]
+
+
+def test_images_of_wide_modes(runs, tmp_path):
+    """A 16-bit PNG predicts as its 8-bit original (it read as all white); a float image is a row error."""
+    from PIL import Image
+
+    predictor = croft.load(runs("CRoFT").moved, device="cpu")
+    source = runs("CRoFT").trainer.dataset.test[0].impath
+    with Image.open(source) as img:
+        eight = np.asarray(img.convert("L"))
+    Image.fromarray(eight).save(tmp_path / "eight.png")
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
+    Image.fromarray(eight.astype(np.float32) / 255.0).save(tmp_path / "float.tif")
+    with Image.open(tmp_path / "sixteen.png") as img:
+        assert img.mode == "I;16"
+        in_memory = img.copy()
+    white = Image.new("L", in_memory.size, 255)
+    paths = [tmp_path / "eight.png", tmp_path / "sixteen.png", in_memory, white, tmp_path / "float.tif"]
+    preds = predictor.predict(paths, errors="record")
+    assert preds.errors[:4] == [None] * 4
+    np.testing.assert_array_equal(preds.logits[1], preds.logits[0])
+    np.testing.assert_array_equal(preds.logits[2], preds.logits[0])
+    assert not np.allclose(preds.logits[3], preds.logits[0], atol=1e-3)  # what the 16-bit file used to read as
+    assert "floating-point image (mode F) with values from" in preds.errors[4]
+
+
+# ------------------------------------------------------------------------------------------ run identity
+
+@pytest.fixture(scope="module")
+def seed2_run(synthetic_root, tmp_path_factory):
+    """A CRoFT run differing from ``runs("CRoFT")`` in its seed only."""
+    out = tmp_path_factory.mktemp("predict_seed2") / "CRoFT"
+    args = run_args("CRoFT", synthetic_root, out)
+    args[args.index("--seed") + 1] = "2"
+    assert train_main(args) == 0
+    return out
+
+
+def edited_config(run_dir, key, value):
+    import yaml
+
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    *parents, last = key.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture(scope="module")
+def mixed_runs(runs, seed2_run, tmp_path_factory):
+    """Copies of the CRoFT run whose files do not describe one run: ``{case: (folder, message parts)}``."""
+    base = tmp_path_factory.mktemp("mixed")
+    good = runs("CRoFT").moved
+    cases = {}
+    for case in ("config", "checkpoint", "epoch", "fingerprint", "unrecorded"):
+        shutil.copytree(good, base / case)
+    edited_config(base / "config", "TEST.MCM_TEMPERATURE", 2.0)     # changes the mcm scores
+    cases["config"] = ["config.yaml does not match results.json: TEST.MCM_TEMPERATURE is 2.0 in config.yaml, 1.0 "
+                       "in results.json", str(base / "config" / "config.yaml")]
+    shutil.copy(seed2_run / "generator" / BEST, base / "checkpoint" / "generator" / BEST)
+    cases["checkpoint"] = [f"checkpoint generator/{BEST} does not match results.json: SEED is 2 in checkpoint "
+                           f"generator/{BEST}, 1 in results.json"]
+    shutil.copy(seed2_run / "clip_adapter" / "model.pth.tar-1", base / "epoch" / "clip_adapter" / "model.pth.tar-1")
+    cases["epoch"] = ["checkpoint clip_adapter/model.pth.tar-1 does not match results.json: SEED is 2"]
+    shutil.copy(seed2_run / "fingerprint.json", base / "fingerprint" / "fingerprint.json")
+    cases["fingerprint"] = ["fingerprint.json does not match results.json: SEED is 2 in fingerprint.json, 1 in "
+                            "results.json"]
+    state = torch.load(base / "unrecorded" / "clip_adapter" / BEST, weights_only=True)
+    del state["fingerprint"]
+    torch.save(state, base / "unrecorded" / "clip_adapter" / BEST)
+    cases["unrecorded"] = [f"checkpoint clip_adapter/{BEST} records no fingerprint, unlike results.json"]
+    return {case: (base / case, parts) for case, parts in cases.items()}
+
+
+BEST = "model-best.pth.tar"
+
+
+def test_files_of_another_run_are_refused(runs, mixed_runs, tmp_path):
+    for case, (run_dir, parts) in mixed_runs.items():
+        with pytest.raises(PredictError) as info:
+            croft.load(run_dir, device="cpu")
+        assert all(part in str(info.value) for part in parts), (case, str(info.value))
+    # What may differ: where the dataset is (the moved copy names another root), keys excluded from the fingerprint.
+    run = tmp_path / "run"
+    shutil.copytree(runs("CRoFT").moved, run)
+    edited_config(run, "DATALOADER.NUM_WORKERS", 3)
+    edited_config(run, "DATASET.ROOT", str(tmp_path / "elsewhere"))
+    croft.load(run, device="cpu")
+
+
+def test_cli_files_of_another_run(runs, mixed_runs):
+    image = runs("CRoFT").trainer.dataset.test[0].impath
+    for case in ("config", "checkpoint"):
+        run_dir, parts = mixed_runs[case]
+        line = subprocess_error([run_dir, image])
+        assert all(part in line for part in parts), (case, line)
+
+
+# ------------------------------------------------------------------------------------------ original format
+
+def original_settings(name, root):
+    """The run's settings as ``croft.load`` takes them for a folder without config.yaml."""
+    args = run_args(name, root, "unused")
+    overrides = args[args.index("--output-dir") + 2:]
+    return {"config": config_args(name)[1], "dataset_config": str(REPO / "configs/datasets/PACS.yaml"),
+            "root": str(root), "opts": ["SEED", "1", "TRAINER.NAME", name, "MODEL.BACKBONE.NAME", "tiny", *overrides]}
+
+
+def settings_flags(settings):
+    flags = ["--config-file", settings["config"], "--dataset-config-file", settings["dataset_config"],
+             "--root", settings["root"]]
+    opts = settings["opts"]
+    for key, value in zip(opts[0::2], opts[1::2]):
+        flags += ["--set", key, value]
+    return flags
+
+
+def write_original_format(run_dir, target):
+    """The run's best weights as the original CRoFT code saves them (a pickled LR scheduler object next to
+    them), and nothing else: no config.yaml, results.json, fingerprint or detector files."""
+    for folder in sorted(run_dir.iterdir()):
+        if not (folder / BEST).is_file():
+            continue
+        state = torch.load(folder / BEST, map_location="cpu", weights_only=True)
+        optim = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.002)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=30)
+        (target / folder.name).mkdir(parents=True)
+        torch.save({"state_dict": state["state_dict"], "epoch": 1, "optimizer": optim.state_dict(), "scheduler": sched,
+                    "val_result": 50.0}, target / folder.name / BEST)
+    return target
+
+
+@pytest.fixture(scope="module")
+def original_run(runs, tmp_path_factory):
+    return write_original_format(runs("CRoFT").out, tmp_path_factory.mktemp("original") / "run")
+
+
+def test_original_format_folder_with_explicit_settings(runs, original_run, synthetic_root):
+    run = runs("CRoFT")
+    with pytest.raises(PredictError, match="no config.yaml.*--config-file, --dataset-config-file"):
+        croft.load(original_run)
+    settings = original_settings("CRoFT", synthetic_root)
+    predictor = croft.load(original_run, device="cpu", **settings)
+    reference = croft.load(run.moved, device="cpu")
+    assert predictor.classnames == reference.classnames
+    paths = [item.impath for item in run.trainer.dataset.test]
+    got, expected = predictor.predict(paths, batch_size=TEST_BATCH), reference.predict(paths, batch_size=TEST_BATCH)
+    np.testing.assert_allclose(got.logits, expected.logits, rtol=1e-6, atol=1e-6)
+    for score in expected.scores:
+        np.testing.assert_allclose(got.scores[score], expected.scores[score], rtol=1e-5, atol=1e-5)
+
+    # Thresholds computed now, on the ID val images, as the run computed its detector.json.
+    stored = json.loads((run.out / DETECTOR_FILE).read_text())
+    assert predictor.detector["source"] == "val" and predictor.detector["n_val"] == stored["n_val"]
+    assert predictor.score_names == stored["scores"]
+    for score, threshold in stored["thresholds"].items():
+        assert predictor.threshold(score) == pytest.approx(threshold, rel=1e-5, abs=1e-5)
+    with np.load(run.out / VAL_SCORES_FILE) as data:
+        for score in stored["scores"]:
+            np.testing.assert_allclose(predictor.val_scores(score), data[score], rtol=1e-5, atol=1e-5)
+            assert predictor.threshold(score, tpr=0.5) == pytest.approx(threshold_at(data[score], 0.5), rel=1e-5,
+                                                                         abs=1e-5)
+    np.testing.assert_allclose(predictor.knn_bank.numpy(), np.load(run.out / KNN_BANK_FILE), rtol=1e-5, atol=1e-6)
+    assert predictor.knn_k == stored["knn"]["k"]
+    assert got.threshold is not None and got.is_unknown.tolist() == (got.scores["energy"] < got.threshold).tolist()
+    assert sorted(p.name for p in original_run.rglob("*")) == sorted(["clip_adapter", "generator", BEST, BEST])
+
+    # A folder that holds no dataset-free way to its class names needs the dataset.
+    with pytest.raises(PredictError, match="class names and detector thresholds unknown.*DATASET.ROOT"):
+        croft.load(original_run, device="cpu", **dict(settings, root=str(original_run / "no-data")))
+
+
+def test_explicit_settings_are_checked_against_recorded_fingerprints(runs, synthetic_root, tmp_path):
+    """A croft run's checkpoints without its config.yaml: the settings given must be those it was trained with."""
+    folder = tmp_path / "run"
+    shutil.copytree(runs("CRoFT").out, folder)
+    (folder / "config.yaml").unlink()
+    settings = original_settings("CRoFT", synthetic_root)
+    with pytest.raises(PredictError, match="does not match the settings given: DATASET.NUM_SHOTS is 2 in .*, 4 in "
+                                           "the settings given"):
+        croft.load(folder, device="cpu", **dict(settings, opts=settings["opts"] + ["DATASET.NUM_SHOTS", "4"]))
+    # Evaluation-only keys may differ, as for croft-train --eval-only --model-dir.
+    predictor = croft.load(folder, device="cpu", **dict(settings, opts=settings["opts"] + ["TEST.KNN_K", "3"]))
+    assert predictor.cfg.TEST.KNN_K == 3
+
+
+def test_cli_original_format_folder(runs, original_run, synthetic_root, tmp_path):
+    run = runs("CRoFT")
+    settings = original_settings("CRoFT", synthetic_root)
+    images = [item.impath for item in run.trainer.dataset.test[:6]]
+    out = tmp_path / "preds.csv"
+    env = {k: v for k, v in os.environ.items() if k != "CROFT_TRACEBACK"}
+    proc = subprocess.run([sys.executable, "-m", "croft.predict", str(original_run), *images, "--output", str(out),
+                           "--no-progress", *settings_flags(settings)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "6 images, 0 unreadable" in proc.stderr and "ID val images" in proc.stderr
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    expected = croft.load(run.moved, device="cpu").predict(images)
+    assert [r["class"] for r in rows] == expected.classes
+    np.testing.assert_allclose([float(r["energy"]) for r in rows], expected.scores["energy"], rtol=1e-5)
+    assert all(r["is_unknown"] in ("true", "false") for r in rows)
+
+    # Errors: no settings; settings for a run with its own config.yaml; a bad key (a config error: exit 2);
+    # the dataset missing.
+    line = subprocess_error([original_run, images[0]])
+    assert line.startswith("error: no config.yaml, ") and "--config-file" in line
+    line = subprocess_error([run.moved, images[0], *settings_flags(settings)])
+    assert line.startswith("error: settings given for a run that has its own config.yaml, ")
+    line = subprocess_error([original_run, images[0], *settings_flags(settings), "--set", "TEST.NO_SUCH_KEY", "1"],
+                            code=2)
+    assert "TEST.NO_SUCH_KEY" in line
+    missing = dict(settings, root=str(tmp_path / "no-data"))
+    line = subprocess_error([original_run, images[0], *settings_flags(missing)])
+    assert line.startswith("error: class names and detector thresholds unknown (no detector.json), ")
+    assert str(tmp_path / "no-data") in line
+
+
+# ------------------------------------------------------------------------------------------ output, inputs
+
+@pytest.fixture()
+def unbuildable_run(runs, tmp_path):
+    """A copy of the CRoFT run whose failure shows only once the trainer is built (a model's checkpoint missing)."""
+    run = tmp_path / "run"
+    shutil.copytree(runs("CRoFT").moved, run)
+    shutil.rmtree(run / "generator")
+    return run
+
+
+def test_cli_output_path_is_checked_before_anything_is_built(runs, unbuildable_run, tmp_path):
+    image = runs("CRoFT").trainer.dataset.test[0].impath
+    (tmp_path / "a-file").write_text("")
+    line = subprocess_error([unbuildable_run, image, "--output", tmp_path / "a-file" / "sub" / "preds.csv"])
+    assert line.startswith(f"error: cannot create the --output file, {tmp_path / 'a-file' / 'sub' / 'preds.csv'}, ")
+    assert f"{tmp_path / 'a-file'} is a file" in line
+    (tmp_path / "folder.csv").mkdir()
+    line = subprocess_error([unbuildable_run, image, "--output", tmp_path / "folder.csv"])
+    assert line.startswith("error: --output is a folder, ")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write to read-only folders")
+def test_cli_output_into_a_read_only_folder(runs, unbuildable_run, tmp_path):
+    image = runs("CRoFT").trainer.dataset.test[0].impath
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        line = subprocess_error([unbuildable_run, image, "--output", locked / "preds.csv"])
+        assert line.startswith(f"error: --output folder is not writable, {locked / 'preds.csv'}, ")
+        line = subprocess_error([unbuildable_run, image, "--output", locked / "new" / "preds.csv"])
+        assert line.startswith("error: --output folder is not writable, ")
+    finally:
+        locked.chmod(0o755)
+    assert list(locked.iterdir()) == []
+
+
+def test_cli_fails_when_no_image_can_be_predicted(runs, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "corrupt.jpg").write_bytes(b"not an image")
+    Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)).save(tmp_path / "float.tif")
+    out = tmp_path / "preds.csv"
+    out.write_text("earlier results\n")
+    line = subprocess_error([runs("CRoFT").moved, tmp_path / "corrupt.jpg", tmp_path / "float.tif", "--output", out])
+    assert line.startswith("error: no image could be predicted (2 unreadable; first: ") and "corrupt.jpg" in line
+    assert out.read_text() == "earlier results\n"

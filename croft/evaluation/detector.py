@@ -15,11 +15,15 @@ ID samples (``>= t * n``; more with ties) have a score ``>=`` the threshold, and
 *unknown* when its score is strictly below it. Every score is "higher = more in-distribution".
 
 Without a val split the thresholds come from the ID side of the test evaluation (the open-set
-protocol's ID side, ``"source": "test"`` in the file). ``docs/predict.md`` documents the files.
+protocol's ID side, ``"source": "test"`` in the file). :func:`compute_detector` computes the same
+without writing (``croft.predict`` does so for a run folder that has no detector.json).
+``docs/predict.md`` documents the files.
 """
 import json
 import math
 import os
+from dataclasses import dataclass
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -74,7 +78,7 @@ def backbone_identity(trainer):
     if cache is not None and isinstance(getattr(cache, "identity", None), dict) and "weights" in cache.identity:
         ident["weights"] = cache.identity["weights"]
     elif str(cfg.MODEL.BACKBONE.PRETRAINED).strip().lower() in ("none", "") and hasattr(trainer, "clip_model"):
-        from ..data.feature_cache import weights_identity
+        from ..clip.weights import weights_identity
 
         ident["weights"] = weights_identity(cfg.MODEL.BACKBONE.PRETRAINED, trainer.clip_model)
     return ident
@@ -104,22 +108,29 @@ def score_probe(names, mcm_temperature=1.0):
     return {name: [float(v) for v in values] for name, values in compute_scores(outputs, names, context).items()}
 
 
-def write_detector(trainer, tpr=DEFAULT_TPR):
-    """Compute the detector thresholds of a built, evaluated trainer and write its files; returns the
-    path of detector.json, or None when the run has no ID sample to threshold on.
+@dataclass
+class DetectorData:
+    """The detector of a run: ``detector`` (the content of detector.json), ``val_scores`` (per score,
+    the sorted ID scores of detector_val_scores.npz) and ``knn_bank`` (float32 N x D, or None)."""
+    detector: dict
+    val_scores: Dict[str, np.ndarray]
+    knn_bank: Optional[np.ndarray] = None
 
-    Called by ``TrainerBase.evaluate_and_write_results`` after the evaluation, before results.json.
-    Reads the trainer's ``cfg``, ``dataset``, ``dm`` (data manager), ``output_dir``, ``classnames``,
-    and its inference interface (``set_model_mode``, ``inference``) through the evaluator's runner.
+
+def compute_detector(trainer, tpr=DEFAULT_TPR):
+    """The :class:`DetectorData` of a built trainer with its models loaded, computed as the run's final
+    evaluation does (ID val set, else the ID side of the test set); None without any ID sample.
+
+    Reads the trainer's ``cfg``, ``dataset``, ``dm`` (data manager), ``classnames``, and its inference
+    interface (``set_model_mode``, ``inference``) through the evaluator's runner. Writes nothing.
     """
-    from ..engine.logger import get_logger
+    from ..utils.logging import get_logger
     from .evaluator import Evaluator
     from .inference import FINAL
     from .scores import ScoreContext, compute_scores
 
     tpr = check_tpr(tpr)
     cfg, dataset, dm = trainer.cfg, trainer.dataset, trainer.dm
-    logger = get_logger()
     evaluator = Evaluator(cfg, dataset, dm, trainer, FINAL)
     protocol = evaluator.protocol
     val_out = evaluator.infer_loader(dm.val_loader, "val (detector)") if dm.val_loader is not None else None
@@ -131,12 +142,12 @@ def write_detector(trainer, tpr=DEFAULT_TPR):
         source, id_out = "test", protocol.id_side(dataset, test_out, None)
     n = len(id_out.labels)
     if n == 0:
-        logger.warning("warning: no ID val or test sample; no detector thresholds written")
+        get_logger().warning("warning: no ID val or test sample; no detector thresholds")
         return None
     names = detector_score_names(cfg)
     context = ScoreContext(knn_k=cfg.TEST.KNN_K, mcm_temperature=cfg.TEST.MCM_TEMPERATURE)
     id_context = context
-    knn = None
+    knn = bank_array = None
     if "knn" in names:
         bank = protocol.knn_bank(dataset, val_out, evaluator.infer)
         size = len(bank)
@@ -147,9 +158,7 @@ def write_detector(trainer, tpr=DEFAULT_TPR):
         context.knn_bank, context.knn_k = bank, k
         if leave_one_out:
             id_context = ScoreContext(knn_bank=bank, knn_k=k + 1, mcm_temperature=cfg.TEST.MCM_TEMPERATURE)
-        bank_path = os.path.join(trainer.output_dir, KNN_BANK_FILE)
         bank_array = np.ascontiguousarray(bank.float().cpu().numpy(), dtype=np.float32)
-        atomic_write(bank_path, lambda f: np.save(f, bank_array), binary=True)
         knn = {"k": k, "bank": KNN_BANK_FILE, "bank_size": size,
                "bank_source": "val" if bank is getattr(val_out, "features", None) else
                ("train_full" if protocol.name == "reference" else "train_x"),
@@ -157,8 +166,6 @@ def write_detector(trainer, tpr=DEFAULT_TPR):
     scores = compute_scores(id_out, names, id_context)
     sorted_scores = {name: np.sort(values) for name, values in scores.items()}
     thresholds = {name: threshold_at(values, tpr) for name, values in sorted_scores.items()}
-    atomic_write(os.path.join(trainer.output_dir, VAL_SCORES_FILE),
-                 lambda f: np.savez(f, **sorted_scores), binary=True)
     detector = {
         "format": DETECTOR_FORMAT,
         "tpr": tpr,
@@ -185,7 +192,33 @@ def write_detector(trainer, tpr=DEFAULT_TPR):
     if source == "test":
         detector["note"] = ("the run has no val split: thresholds come from the ID side of the test evaluation "
                             f"(protocol {protocol.name})")
-    path = atomic_write_text(os.path.join(trainer.output_dir, DETECTOR_FILE), json.dumps(detector, indent=2) + "\n")
-    summary = ", ".join(f"{name} {value:.4g}" for name, value in thresholds.items())
-    logger.info(f"Detector thresholds at TPR {tpr:g} of {n} ID {source} images: {summary} ({path})")
+    return DetectorData(detector, sorted_scores, bank_array)
+
+
+def describe_thresholds(detector):
+    """``"Detector thresholds at TPR t of n ID val images: energy 1.23, ..."`` (for logs)."""
+    summary = ", ".join(f"{name} {value:.4g}" for name, value in detector["thresholds"].items())
+    return f"Detector thresholds at TPR {detector['tpr']:g} of {detector['n_val']} ID {detector['source']} images: " \
+           f"{summary}"
+
+
+def write_detector(trainer, tpr=DEFAULT_TPR):
+    """Compute the detector thresholds of a built, evaluated trainer (:func:`compute_detector`) and write
+    its files; returns the path of detector.json, or None when the run has no ID sample to threshold on.
+
+    Called by ``TrainerBase.evaluate_and_write_results`` after the evaluation, before results.json.
+    """
+    from ..utils.logging import get_logger
+
+    data = compute_detector(trainer, tpr)
+    if data is None:
+        return None
+    if data.knn_bank is not None:
+        atomic_write(os.path.join(trainer.output_dir, KNN_BANK_FILE), lambda f: np.save(f, data.knn_bank),
+                     binary=True)
+    atomic_write(os.path.join(trainer.output_dir, VAL_SCORES_FILE),
+                 lambda f: np.savez(f, **data.val_scores), binary=True)
+    path = atomic_write_text(os.path.join(trainer.output_dir, DETECTOR_FILE),
+                             json.dumps(data.detector, indent=2) + "\n")
+    get_logger().info(f"{describe_thresholds(data.detector)} ({path})")
     return path
