@@ -40,17 +40,19 @@ selection on the val loader only (strict improvement, best-epoch record), croft'
 ``scores.npz``, ``detector.json`` exactly as ``croft-train`` writes them).
 """
 import copy
+import difflib
 import functools
 import logging
 import os
 import runpy
 import sys
 import time
+import traceback
 
 from yacs.config import CfgNode
 
 from .config.defaults import get_cfg_default as croft_cfg_default
-from .config.merge import flatten
+from .config.merge import ConfigError, flatten
 from .data.batch import Batch
 from .engine.checkpoint import BEST_NAME
 from .engine.logger import get_logger, setup_logger
@@ -126,6 +128,14 @@ class CroftTrainerNode(CfgNode):
         return super().pop(key, *default)
 
 
+class ConfigKeyError(ConfigError, KeyError):
+    """An unknown config key: croft's :class:`~croft.config.ConfigError` (one ``error:`` line under
+    ``croft-dassl``) and the ``KeyError`` that yacs raises, for Dassl/CoOp code that catches it."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
 class CroftDasslConfig(CfgNode):
     """The root of a Dassl config extended by :func:`extend_cfg`.
 
@@ -142,18 +152,33 @@ class CroftDasslConfig(CfgNode):
         node = self
         for part in parents:
             if not isinstance(node, CfgNode) or part not in node:
-                raise KeyError(f"{source}: Non-existent config key: {full_key}")
+                raise self._unknown_key(full_key, source)
             node = node[part]
         if not isinstance(node, CfgNode) or leaf not in node:
-            raise KeyError(f"{source}: Non-existent config key: {full_key}")
+            raise self._unknown_key(full_key, source)
+        current = node[leaf]
+        if isinstance(current, CfgNode):
+            raise ConfigError(f"{source}: '{full_key}' is a config group, not a value; set one of its keys instead")
         value = CfgNode._decode_cfg_value(raw)
         if full_key == PRETRAINED_KEY and isinstance(value, (bool, str)):
             # Dassl's bool (its own backbones test it for truth) or croft's tag / path; croft's
             # trainers read False as "none" and True as "openai" (croft_config).
             node[leaf] = value
             return
-        value = _convert(full_key, value, node[leaf])
-        node[leaf] = _check_and_coerce_cfg_value_type(value, node[leaf], leaf, full_key)
+        value = _convert(full_key, value, current)
+        try:
+            node[leaf] = _check_and_coerce_cfg_value_type(value, current, leaf, full_key)
+        except ValueError:
+            expected = "a list" if isinstance(current, (list, tuple)) else type(current).__name__
+            raise ConfigError(f"{source}: wrong type for '{full_key}': got {value!r} ({type(value).__name__}), "
+                              f"expected {expected} (now {current!r})") from None
+
+    def _unknown_key(self, full_key, source):
+        known = [key for key, _ in flatten(self)]
+        close = difflib.get_close_matches(full_key, known, n=1, cutoff=0.8)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return ConfigKeyError(f"{source}: unknown config key '{full_key}' (not in Dassl's config with croft's "
+                              f"keys){hint}")
 
     def merge_from_file(self, cfg_filename):
         from .config.merge import config_layers
@@ -164,7 +189,8 @@ class CroftDasslConfig(CfgNode):
 
     def merge_from_list(self, cfg_list):
         if len(cfg_list) % 2 != 0:
-            raise ValueError(f"Override list has odd length: {cfg_list}; it must be a list of pairs")
+            raise ConfigError(f"command line: overrides must be KEY VALUE pairs, got an odd number of items: "
+                              f"{list(cfg_list)}")
         for key, value in zip(cfg_list[0::2], cfg_list[1::2]):
             self._merge_item(key, value, "command line")
 
@@ -566,8 +592,34 @@ def _register(registry, cls, what):
     return True
 
 
+class DasslNotFound(ImportError):
+    """Dassl, or one of its import-time dependencies, is not importable (the message says how to get it)."""
+
+
+#: Dassl's import-time dependencies beyond croft's requirements (requirements-dassl.txt).
+DASSL_IMPORT_DEPS = "tabulate gdown tensorboard wilds pandas"
+
+
+def _dassl_missing(exc):
+    missing = getattr(exc, "name", None) or ""
+    if missing == "dassl" or missing.startswith("dassl."):
+        where = os.environ.get("CROFT_DASSL_PATH", "")
+        bad_path = (f"CROFT_DASSL_PATH={where} has no dassl/ package; "
+                    if where and not os.path.isdir(os.path.join(where, "dassl")) else "")
+        return DasslNotFound(
+            f"croft's Dassl bridge needs Dassl, which is not importable ({exc}): {bad_path}get it with "
+            "`git clone https://github.com/KaiyangZhou/Dassl.pytorch`, then set CROFT_DASSL_PATH=/path/to/Dassl.pytorch "
+            f"(or put that folder on PYTHONPATH) and `pip install {DASSL_IMPORT_DEPS}` (croft's requirements-dassl.txt)")
+    return DasslNotFound(
+        f"croft's Dassl bridge: Dassl is there but one of its import-time dependencies is not ({exc}): "
+        f"`pip install {DASSL_IMPORT_DEPS}` (croft's requirements-dassl.txt)")
+
+
 def install():
-    """Extend Dassl's default config, register croft's trainers and datasets, re-enable logging. Idempotent."""
+    """Extend Dassl's default config, register croft's trainers and datasets, re-enable logging, and
+    make croft's expected errors one ``error:`` line (:func:`_excepthook`). Idempotent.
+
+    Raises :class:`DasslNotFound` (an ``ImportError``) when Dassl or its dependencies are missing."""
     if _STATE["installed"]:
         return
     try:
@@ -576,9 +628,7 @@ def install():
         from dassl.data.datasets import DATASET_REGISTRY as DASSL_DATASETS
         from dassl.engine import TRAINER_REGISTRY as DASSL_TRAINERS
     except ImportError as exc:
-        raise ImportError(
-            f"croft.dassl_bridge needs Dassl (dassl.pytorch) and its import-time dependencies ({exc}): install Dassl "
-            "or put its folder on PYTHONPATH (or CROFT_DASSL_PATH), and pip install -r requirements-dassl.txt") from exc
+        raise _dassl_missing(exc) from exc
     # dassl/data/datasets/dg/wilds/wilds_base.py runs logging.disable(logging.WARNING) when imported.
     logging.disable(logging.NOTSET)
     from . import trainers  # noqa: F401  (croft's registries)
@@ -592,16 +642,145 @@ def install():
         if name not in DASSL_DATASETS.registered_names() and getattr(CROFT_DATASETS.get(name),
                                                                      "dassl_bridge_registers", True):
             _register(DASSL_DATASETS, _dassl_dataset_class(name), "dataset")
+    if sys.excepthook is not _excepthook:
+        _STATE["previous_excepthook"] = sys.excepthook
+        sys.excepthook = _excepthook
     _STATE["installed"] = True
 
 
+# ====================================================================== one-line errors
+_CROFT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _unknown_trainer(exc):
+    """The message for Dassl's ``build_trainer`` refusing ``TRAINER.NAME`` (its registry lacks it), else None."""
+    if not isinstance(exc, (KeyError, ValueError)):
+        return None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_name != "build_trainer" or frame.f_globals.get("__name__") != "dassl.engine.build":
+            continue
+        registry, cfg = frame.f_globals.get("TRAINER_REGISTRY"), frame.f_locals.get("cfg")
+        name = _get(cfg, "TRAINER.NAME") if isinstance(cfg, dict) else None
+        if registry is None or not isinstance(name, str) or name in registry.registered_names():
+            return None
+        names = registry.registered_names()
+        ours = [n for n in DASSL_NAMES.values() if n in names]
+        others = sorted(n for n in names if n not in ours)
+        close = difflib.get_close_matches(name, names, n=1)
+        what = f"unknown trainer '{name}'" if name else "no trainer given"
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return (f"{what} (--trainer / TRAINER.NAME); croft's trainers in Dassl: {', '.join(ours)}; "
+                f"Dassl's and the script's: {', '.join(others)}{hint}")
+    return None
+
+
+def _passes_through_croft(exc):
+    """Whether a frame of croft's code (not this launcher's) is on ``exc``'s traceback."""
+    launcher = {main.__code__, _excepthook.__code__}
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        code = frame.f_code
+        if code not in launcher and os.path.abspath(code.co_filename).startswith(_CROFT_DIR + os.sep):
+            return True
+    return False
+
+
+def _one_line(exc):
+    """``(line, exit status)`` for the errors croft-train reports in one line, else None (a traceback)."""
+    from .utils.cli import EXPECTED_ERRORS, error_message
+
+    message = _unknown_trainer(exc)
+    if message is not None:
+        return f"error: {message}", 2
+    if isinstance(exc, ConfigError):
+        return f"error: {error_message(exc)}", 2
+    if isinstance(exc, EXPECTED_ERRORS) and _passes_through_croft(exc):
+        return f"error: {error_message(exc)} (set CROFT_TRACEBACK=1 for the traceback)", 1
+    return None
+
+
+def _dassl_log_file():
+    """The ``log.txt`` that Dassl's ``setup_logger`` tees stdout into, if it did."""
+    out = sys.stdout
+    if type(out).__module__ == "dassl.utils.logger":
+        return getattr(out, "file", None)
+    return None
+
+
+def _report(exc):
+    """Print ``exc`` as one ``error:`` line (its traceback to Dassl's log.txt) and return the exit
+    status, as croft-train does; None for an error that keeps its traceback (or ``CROFT_TRACEBACK=1``)."""
+    if os.environ.get("CROFT_TRACEBACK") or not isinstance(exc, Exception):
+        return None
+    found = _one_line(exc)
+    if found is None:
+        return None
+    line, status = found
+    log = _dassl_log_file()
+    if log is not None:
+        try:
+            log.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) + line + "\n")
+            log.flush()
+        except (OSError, ValueError):
+            pass
+    sys.stdout.flush()
+    print(line, file=sys.stderr)
+    return status
+
+
+def _excepthook(exc_type, exc, tb):
+    """``sys.excepthook`` while the bridge is installed: croft's expected errors in one line (exit status 1)."""
+    if exc is _STATE.get("kept_traceback") or _report(exc) is None:
+        _STATE.get("previous_excepthook", sys.__excepthook__)(exc_type, exc, tb)
+
+
 # ====================================================================== launcher
+FLATTEN = "flatten"
+
 USAGE = """usage: croft-dassl path/to/train.py [ARGS ...]
+       croft-dassl flatten CONFIG.yaml [-o OUT.yaml]
 
 Run an unchanged Dassl/CoOp train.py (e.g. CoOp's train.py, Dassl's tools/train.py) with croft's
 trainers and config keys installed (croft.dassl_bridge.install()). ARGS are the script's own:
 --root, --trainer CRoFT, --config-file, --output-dir, --eval-only --model-dir, KEY VALUE ...
-Dassl must be importable (installed, on PYTHONPATH, or its folder in CROFT_DASSL_PATH)."""
+Dassl must be importable (installed, on PYTHONPATH, or its folder in CROFT_DASSL_PATH).
+
+`flatten` writes a copy of a croft YAML file without _BASE_ (its bases merged in), for code that
+merges YAML files with plain yacs; it needs no Dassl. (Run a script named `flatten` as ./flatten.)"""
+
+
+def _flatten_main(argv):
+    """``croft-dassl flatten CONFIG.yaml [-o OUT.yaml]``: the flat copy to OUT.yaml or stdout."""
+    import argparse
+
+    from .config.flat_copy import flat_yaml
+    from .utils.atomic import atomic_write_text
+
+    parser = argparse.ArgumentParser(
+        prog="croft-dassl flatten",
+        description="Write a copy of a croft YAML config without _BASE_ (its bases merged in, values as croft "
+                    "merges them), which plain yacs (Dassl's, CoOp's cfg.merge_from_file) can merge into a "
+                    "config that has croft's keys.")
+    parser.add_argument("config", help="a croft YAML config file (with or without _BASE_)")
+    parser.add_argument("-o", "--output", default="", help="the file to write (default: standard output)")
+    args = parser.parse_args(argv)
+    if args.output and os.path.exists(args.output) and os.path.samefile(args.output, args.config):
+        print(f"error: -o {args.output} is the config being flattened; expected another file", file=sys.stderr)
+        return 2
+    try:
+        text = flat_yaml(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    try:
+        atomic_write_text(args.output, text)
+    except OSError as exc:
+        print(f"error: cannot write {args.output} ({exc.strerror or exc}); expected a writable file path",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def _dassl_on_path():
@@ -615,17 +794,26 @@ def _dassl_on_path():
 
 
 def main(argv=None):
-    """``croft-dassl path/to/train.py ARGS...``: ``install()``, then run the script as ``__main__``."""
+    """``croft-dassl path/to/train.py ARGS...``: ``install()``, then run the script as ``__main__``;
+    ``croft-dassl flatten ...``: :func:`_flatten_main`. Returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
+        print(USAGE, file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
+    if argv[0] == FLATTEN:
+        return _flatten_main(argv[1:])
     script = os.path.abspath(argv[0])
     if not os.path.isfile(script):
-        print(f"croft-dassl: error: {argv[0]} is not a file (expected a Dassl/CoOp train.py)", file=sys.stderr)
+        print(f"error: {argv[0]} is not a file; expected a Dassl/CoOp train.py (or `flatten`)", file=sys.stderr)
         return 2
     _dassl_on_path()
-    install()
+    try:
+        install()
+    except DasslNotFound as exc:
+        if os.environ.get("CROFT_TRACEBACK"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     sys.argv = [script] + argv[1:]
     sys.path.insert(0, os.path.dirname(script))  # as `python train.py` does: its datasets/, trainers/ import
     try:
@@ -633,7 +821,26 @@ def main(argv=None):
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except Exception as exc:
+        status = _report(exc)
+        if status is None:
+            _STATE["kept_traceback"] = exc  # judged here; python -m's frames must not make it croft's
+            raise
+        return status
     return 0
+
+
+def _run_by_launcher():
+    """Whether this import comes from the launcher (``python -m croft.dassl_bridge`` or the ``croft-dassl``
+    console script), whose ``main`` installs the bridge once it knows the command needs Dassl."""
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    if spec is not None and spec.name == __name__:
+        return True
+    script = getattr(main_module, "__file__", None) or ""
+    # pip's console script: bin/croft-dassl, Scripts/croft-dassl-script.py or croft-dassl.exe/__main__.py
+    return spec is None and (os.path.basename(script) in ("croft-dassl", "croft-dassl-script.py")
+                             or os.path.basename(os.path.dirname(script)) == "croft-dassl.exe")
 
 
 if __name__ == "__main__":
@@ -643,4 +850,5 @@ if __name__ == "__main__":
     sys.exit(_main())
 else:
     _dassl_on_path()
-    install()
+    if not _run_by_launcher():
+        install()

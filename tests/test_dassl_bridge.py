@@ -456,3 +456,173 @@ def test_coop_train_py_with_the_import_line_trains_and_evaluates_clip_adapter(br
     run_python([script, *croft_args("CLIP_Adapter", synthetic_root, evaluated,
                                     flags=["--eval-only", "--model-dir", train])], tmp_path, with_coop=True)
     assert_same_run(train, evaluated, training=False)
+
+
+# ---------------------------------------------------------------------- one-line errors
+def run_cli(args, cwd, env=None, with_coop=False, timeout=900):
+    """``python ARGS`` in a fresh process; the exit status is the caller's to check."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=str(cwd), capture_output=True, text=True,
+                          env=env or subprocess_env(with_coop), timeout=timeout)
+
+
+def one_error_line(proc, status, *needles):
+    """``proc`` exited with ``status`` after exactly one ``error:`` line holding ``needles``, no traceback."""
+    shown = f"exit {proc.returncode}\n--- stdout\n{_tail(proc.stdout)}\n--- stderr\n{_tail(proc.stderr)}"
+    assert proc.returncode == status, shown
+    assert "Traceback" not in proc.stderr + proc.stdout, shown
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, shown
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+    return errors[0]
+
+
+@pytest.fixture
+def no_dassl_env(tmp_path):
+    """An environment where ``import dassl`` fails as it does where Dassl is not installed."""
+    blocker = tmp_path / "no_dassl"
+    (blocker / "dassl").mkdir(parents=True)
+    (blocker / "dassl" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'dassl'\", name='dassl')\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CROFT_DASSL_PATH", "CROFT_TRACEBACK")}
+    env.update(PYTHONPATH=os.pathsep.join([str(blocker), str(REPO)]), PYTHONDONTWRITEBYTECODE="1",
+               HF_HUB_OFFLINE="1")
+    return env
+
+
+def test_launcher_without_dassl_prints_usage_and_how_to_install(no_dassl_env, tmp_path):
+    launcher = ["-m", "croft.dassl_bridge"]
+    proc = run_cli([*launcher, "--help"], tmp_path, no_dassl_env)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: croft-dassl"), proc.stderr
+    assert proc.stderr == ""
+    proc = run_cli(launcher, tmp_path, no_dassl_env)
+    assert proc.returncode == 2 and proc.stderr.startswith("usage: croft-dassl") and "Traceback" not in proc.stderr
+    script = tmp_path / "train.py"
+    script.write_text("raise SystemExit('the script ran without Dassl')\n")
+    proc = run_cli([*launcher, script, "--trainer", "CRoFT"], tmp_path, no_dassl_env)
+    one_error_line(proc, 1, "needs Dassl", "No module named 'dassl'", "git clone", "CROFT_DASSL_PATH",
+                   "requirements-dassl.txt")
+
+
+def test_console_script_without_dassl_prints_usage(no_dassl_env, tmp_path):
+    """The ``croft-dassl`` script pip writes (``from croft.dassl_bridge import main``) imports the module first."""
+    script = tmp_path / "bin" / "croft-dassl"
+    script.parent.mkdir()
+    script.write_text("import sys\nfrom croft.dassl_bridge import main\nif __name__ == '__main__':\n"
+                      "    sys.exit(main())\n")
+    proc = run_cli([script, "--help"], tmp_path, no_dassl_env)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: croft-dassl"), proc.stderr
+    # importing the bridge anywhere else still installs it at once, and says why it cannot
+    proc = run_cli(["-c", "import croft.dassl_bridge"], tmp_path, no_dassl_env)
+    assert proc.returncode == 1 and "DasslNotFound" in proc.stderr and "CROFT_DASSL_PATH" in proc.stderr
+
+
+def _croft_yamls():
+    return sorted(p for folder in ("datasets", "trainers") for p in (REPO / "configs" / folder).rglob("*.yaml"))
+
+
+def test_flat_copies_merge_in_plain_yacs_as_croft_merges_the_original(tmp_path):
+    from croft.config import get_cfg_default, merge_from_file
+    from croft.config.flat_copy import flat_yaml
+
+    with_base = 0
+    for i, path in enumerate(_croft_yamls()):
+        flat = tmp_path / f"{i}.yaml"
+        flat.write_text(flat_yaml(str(path)))
+        assert "_BASE_:" not in flat.read_text(), path
+        ours = get_cfg_default()
+        merge_from_file(ours, str(path))
+        plain = get_cfg_default()                       # a yacs CfgNode: merge_from_file is yacs' own
+        plain.merge_from_file(str(flat))
+        assert plain.dump() == ours.dump(), path
+        with_base += "_BASE_" in path.read_text()
+    assert with_base >= 10
+
+
+def test_flatten_command_writes_the_flat_copy_without_dassl(no_dassl_env, tmp_path):
+    from croft.config.flat_copy import flat_yaml
+
+    source = REPO / "configs/trainers/CRoFT/rn50_ep30_pacs.yaml"
+    out = tmp_path / "flat" / "rn50_ep30_pacs.yaml"
+    proc = run_cli(["-m", "croft.dassl_bridge", "flatten", source, "-o", out], tmp_path, no_dassl_env)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == flat_yaml(str(source))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("_BASE_: ../base/clip.yaml\nTRAINER:\n  CRoFT:\n    lamda1: 3\n")
+    proc = run_cli(["-m", "croft.dassl_bridge", "flatten", bad, "-o", out], tmp_path, no_dassl_env)
+    one_error_line(proc, 2, "base config not found: '../base/clip.yaml'", str(bad))
+    assert out.read_text() == flat_yaml(str(source)), "a failed flatten changed an earlier copy"
+
+
+def test_plain_coop_stops_at_base_and_readme_gives_the_fix(bridge, synthetic_root, tmp_path):
+    """CoOp's train.py without the bridge reads croft's YAML with plain yacs: README names that error and the fix."""
+    proc = run_cli([COOP / "train.py", *croft_args("CRoFT", synthetic_root, tmp_path / "out")], tmp_path,
+                   with_coop=True)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last == "KeyError: 'Non-existent config key: _BASE_'", _tail(proc.stderr)
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Using croft inside Dassl/CoOp"):]
+    section = section[:section.index("\n## ", 1)]
+    assert f"`{last}`" in section
+    assert "croft-dassl path/to/CoOp/train.py" in section and "croft-dassl flatten" in section
+
+
+def _replace(args, flag, value):
+    args = list(args)
+    args[args.index(flag) + 1] = value
+    return args
+
+
+@pytest.mark.parametrize("case", ["unknown trainer", "unknown key", "eval-only without model-dir",
+                                  "fingerprint mismatch"])
+def test_croft_dassl_errors_are_one_line(case, bridge, synthetic_root, croft_runs, tmp_path, capsys):
+    """Under ``croft-dassl``: Dassl's trainer registry and the config merge name the trainers / key; croft's
+    own errors print the line croft-train prints for the same arguments."""
+    out = tmp_path / "out"
+    if case == "unknown trainer":
+        args, status = _replace(croft_args("CRoFT", synthetic_root, out), "--trainer", "Bogus"), 2
+        needles = ["unknown trainer 'Bogus' (--trainer / TRAINER.NAME)", "CRoFT, CLIP_Adapter",
+                   "CroftCoOp", "Vanilla"]
+    elif case == "unknown key":
+        args, status = croft_args("CRoFT", synthetic_root, out) + ["TRAINER.CRoFT.lamda1", "3"], 2
+        needles = ["command line: unknown config key 'TRAINER.CRoFT.lamda1'",
+                   "did you mean 'TRAINER.CRoFT.lambda1'?"]
+    elif case == "eval-only without model-dir":
+        args, status = croft_args("CRoFT", synthetic_root, out, flags=["--eval-only"]), 1
+        needles = ["--eval-only with trainer CRoFT needs --model-dir"]
+    else:
+        trained = croft_runs("CRoFT")
+        args = croft_args("CRoFT", synthetic_root, out, flags=["--eval-only", "--model-dir", trained])
+        args, status = args + ["DATASET.NUM_SHOTS", "4"], 1
+        needles = [f"--model-dir {trained} was trained with other settings", "DATASET.NUM_SHOTS"]
+    proc = run_cli(["-m", "croft.dassl_bridge", COOP / "train.py", *args], tmp_path, with_coop=True)
+    line = one_error_line(proc, status, *needles)
+    if case.startswith("unknown"):
+        return
+    assert line.endswith("(set CROFT_TRACEBACK=1 for the traceback)")
+    log = (out / "log.txt").read_text()  # Dassl's setup_logger tees stdout there: the traceback goes there too
+    assert "Traceback" in log and line in log
+    capsys.readouterr()
+    assert croft_main(_replace(args, "--output-dir", str(tmp_path / "croft_train"))) == status
+    assert line in capsys.readouterr().err.splitlines()
+    if case == "fingerprint mismatch":
+        assert not (out / "results.json").exists()
+
+
+def test_bridge_import_line_gives_one_line_and_keeps_other_tracebacks(bridge, synthetic_root, tmp_path):
+    """CoOp's train.py with the import line: croft's error is one line (Python's exit status 1); an error
+    outside croft keeps its traceback, under the import line and under croft-dassl."""
+    source = (COOP / "train.py").read_text()
+    anchor = "import trainers.zsclip\n"
+    script = tmp_path / "train.py"
+    script.write_text(source.replace(anchor, anchor + "import croft.dassl_bridge  # noqa: F401\n"))
+    args = croft_args("CRoFT", synthetic_root, tmp_path / "out") + ["OPTIM.LR", "fast"]
+    proc = run_cli([script, *args], tmp_path, with_coop=True)
+    one_error_line(proc, 1, "command line: wrong type for 'OPTIM.LR': got 'fast' (str), expected float")
+
+    other = tmp_path / "other.py"
+    other.write_text("import croft.dassl_bridge  # noqa: F401\nraise ValueError('not croft: a bug elsewhere')\n")
+    for args in ([other], ["-m", "croft.dassl_bridge", other]):
+        proc = run_cli(args, tmp_path)
+        assert proc.returncode == 1 and "Traceback" in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == "ValueError: not croft: a bug elsewhere"
