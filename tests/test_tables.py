@@ -368,10 +368,10 @@ def test_runs_that_differ_in_any_recorded_key_are_never_averaged(tmp_path, key, 
     write_run(root, "a", seed=seeds[0], overrides={key: a}, acc=60.0)
     write_run(root, "b", seed=seeds[1], overrides={key: b}, acc=70.0)
     rows = collect(root)
-    assert sorted((r["per_domain"]["sketch"]["mean"], r["n_seeds"], r["setting"][0][1]) for r in rows) == [
-        (60.0, 1, a), (70.0, 1, b)]
-    assert all(r["setting"] == [(key, r["setting"][0][1])] for r in rows)  # labelled with that key only
+    assert sorted((r["per_domain"]["sketch"]["mean"], r["n_seeds"]) for r in rows) == [(60.0, 1), (70.0, 1)]
     assert not any("duplicate" in w for w in rows.warnings)
+    by_acc = {r["per_domain"]["sketch"]["mean"]: r for r in rows}
+    assert (by_acc[60.0]["setting"], by_acc[70.0]["setting"]) == ([(key, a)], [(key, b)])  # that key only
     md = format_table(rows, "md")
     assert sorted(md_tables(md)[0][2]) == ["CRoFT [a]", "CRoFT [b]"]
     low, high = sorted([a, b])
@@ -386,6 +386,7 @@ def test_a_key_an_older_run_lacks_counts_as_its_default(tmp_path):
     write_run(root, "new", seed=2)  # the key at its default
     write_run(root, "other", seed=3, overrides={"DATASET.VAL_SHOTS": 4})
     rows = collect(root)
+    assert sorted(r["n_seeds"] for r in rows) == [1, 2]
     assert sorted((r["n_seeds"], tuple(r["setting"])) for r in rows) == [
         (1, (("DATASET.VAL_SHOTS", 4),)), (2, (("DATASET.VAL_SHOTS", -1),))]
 
@@ -417,6 +418,7 @@ def test_files_without_fingerprint_values_group_by_hparams_with_one_warning(tmp_
         write_results_json(os.path.join(root, f"old{seed}"), r)
     write_run(root, "new", seed=3)
     rows = collect(root)
+    assert sorted(r["n_seeds"] for r in rows) == [1, 2]
     assert sorted((r["recorded"], r["n_seeds"]) for r in rows) == [(False, 2), (True, 1)]
     (warning,) = [w for w in rows.warnings if "fingerprint_values" in w]
     assert warning.startswith("2 results.json file(s) without fingerprint_values (an early schema version 2, e.g. ")
@@ -444,15 +446,15 @@ def test_a_newer_schema_version_is_refused_naming_the_file(tmp_path):
 
 def test_ties_are_bold_only_when_equal_as_printed_and_said(tmp_path):
     root = str(tmp_path)
-    for name, lr, acc in (("a", 0.001, 59.049), ("b", 0.002, 59.051), ("c", 0.003, 57.62)):
-        write_run(root, name, overrides={"OPTIM.LR": lr}, acc=acc)
+    for name, l2, acc in (("a", 1.0, 59.049), ("b", 10.0, 59.051), ("c", 100.0, 57.62)):
+        write_run(root, name, overrides={"TRAINER.CRoFT.lambda2": l2}, acc=acc)
     md = format_table(collect(root), "md")
     closed = md_tables(md)[0][2]
     assert [cells[0] for cells in closed.values()] == ["**59.05 ± 0.00**", "**59.05 ± 0.00**", "57.62 ± 0.00"]
     assert "Ties: cells whose means are equal at the printed precision (2 decimals) are all marked best." in md
     root2 = str(tmp_path / "no_tie")
-    for name, lr, acc in (("a", 0.001, 59.044), ("b", 0.002, 59.046)):
-        write_run(root2, name, overrides={"OPTIM.LR": lr}, acc=acc)
+    for name, l2, acc in (("a", 1.0, 59.044), ("b", 10.0, 59.046)):
+        write_run(root2, name, overrides={"TRAINER.CRoFT.lambda2": l2}, acc=acc)
     md2 = format_table(collect(root2), "md")
     assert [cells[0] for cells in md_tables(md2)[0][2].values()] == ["59.04 ± 0.00", "**59.05 ± 0.00**"]
     assert "Ties:" not in md2

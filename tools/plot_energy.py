@@ -3,7 +3,10 @@
 
     python tools/plot_energy.py RUN_DIR [RUN_DIR ...] --output FILE.png
 
-Reads each run's ``scores.npz`` (written by the final evaluation).
+Reads each run's ``scores.npz`` (written by the final evaluation). Each row is titled by what tells
+its run apart from the others given (method, held-out domain, seed, and the recorded settings in which
+runs of one method differ, e.g. ``λ2=10``), the figure by what they share. An open-set set has one
+colour in every panel.
 """
 import argparse
 import os
