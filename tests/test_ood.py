@@ -402,6 +402,7 @@ def test_knn_bad_k():
         knn_score(torch.randn(3, 3), bank, k=1)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_scores_on_cuda_match_cpu():
     g = torch.Generator().manual_seed(3)
