@@ -3,7 +3,8 @@
 
     python tools/benchmark.py [--backbone tiny|RN50|ViT-B/16] [--device cpu|cuda] [--pretrained none]
                               --output FILE.json [--work-dir DIR] [--domains ...] [--lambda2 ...] [--epochs E]
-                              [--only throughput,sweep,runner] [--runner-runs N]
+                              [--only throughput,sweep,runner,precision] [--runner-runs N]
+                              [--tests-junit FILE --tests-exit-code N]
 
 1. Throughput of the image encoder in images/s: model-only (random tensors already on the device)
    against end-to-end (JPEG files read, decoded and transformed by a DataLoader, then encoded),
@@ -19,7 +20,14 @@
    features shared): seconds per run of each, the speed-up, and whether both wrote the same metrics
    and bit-identical scores.npz (``metrics_identical``).
 
-``--only runner`` (or ``--only sweep,runner``) runs only those sections.
+4. ``precision`` (only when named in ``--only``): zero-shot CLIP built twice from the same seed, its
+   frozen image encoder under ``MODEL.AUTOCAST fp32`` and under ``--precision-compare`` (fp16 autocast by
+   default), evaluated end to end on the same held-out domain (the first of ``--domains``) with DTD as the
+   open-set set: logit agreement (largest absolute and relative difference, top-1 agreement) and the
+   energy AUROC / FPR95 of each. On a CPU autocast is off, so both sides are fp32 (``effective`` says so).
+
+``--only runner`` (or ``--only sweep,runner``) runs only those sections. ``--tests-junit FILE`` adds the
+summary of a pytest JUnit XML file (``scripts/gpu_check.sh`` passes its CUDA-marked tests) as ``tests``.
 
 Writes ``{"machine": ..., "config": ..., "throughput": {...}, "sweep": {"uncached_s", "cached_cold_s",
 "cached_warm_s", "speedup_cold", "speedup_warm", "metrics_identical", ...}, "runner": {"runs",
@@ -49,6 +57,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACS_DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
 TRAINER_YAML = os.path.join(REPO, "configs", "trainers", "CRoFT", "rn50_ep30.yaml")
 DATASET_YAML = os.path.join(REPO, "configs", "datasets", "PACS.yaml")
+ZEROSHOT_YAML = os.path.join(REPO, "configs", "trainers", "ZeroshotCLIP", "rn50.yaml")
 
 
 def build_parser():
@@ -82,12 +91,19 @@ def build_parser():
     # runner
     p.add_argument("--runner-runs", type=int, default=4, help="runner section: number of runs (default 4)")
     p.add_argument("--skip-runner", action="store_true")
+    # precision
+    p.add_argument("--precision-compare", default="fp16", choices=["fp16", "bf16"],
+                   help="precision section: the MODEL.AUTOCAST compared with fp32 (default fp16)")
     p.add_argument("--only", default=None,
-                   help="comma-separated sections to run, from throughput,sweep,runner (default: all)")
+                   help="comma-separated sections to run, from throughput,sweep,runner,precision "
+                        "(default: throughput,sweep,runner)")
+    # a test run to attach (scripts/gpu_check.sh)
+    p.add_argument("--tests-junit", default="", help="pytest JUnit XML file whose summary goes into the JSON")
+    p.add_argument("--tests-exit-code", type=int, default=None, help="pytest's exit status, recorded with it")
     return p
 
 
-SECTIONS = ("throughput", "sweep", "runner")
+SECTIONS = ("throughput", "sweep", "runner", "precision")
 
 
 def machine_description(device):
@@ -100,7 +116,10 @@ def machine_description(device):
     except OSError:
         pass
     if device == "cuda" and torch.cuda.is_available():
-        desc["gpu"] = torch.cuda.get_device_name(0)
+        desc.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
+                    cudnn=torch.backends.cudnn.version(), gpu_count=torch.cuda.device_count(),
+                    gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2 ** 30, 1),
+                    tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32)
     return desc
 
 
@@ -342,8 +361,119 @@ def runner_section(args, data_root, work, autocast):
             "speedup": round(subprocess_s / inprocess_s, 2), "metrics_identical": bool(identical)}
 
 
+def _zeroshot_outputs(args, data_root, out_dir, autocast):
+    """Build zero-shot CLIP under ``autocast`` and evaluate it: (test logits, open_set dict, arrays, weights sum)."""
+    import torch
+
+    import croft.trainers  # noqa: F401  (registers the trainers)
+    from croft.config import setup_cfg
+    from croft.engine.trainer import build_trainer, set_random_seed
+    from croft.evaluation.evaluator import Evaluator
+    from croft.evaluation.inference import FINAL
+    from croft.train import build_parser
+
+    argv = ["--root", data_root, "--seed", str(args.seed), "--trainer", "ZeroshotCLIP",
+            "--dataset-config-file", DATASET_YAML, "--config-file", ZEROSHOT_YAML, "--backbone", args.backbone,
+            "--output-dir", out_dir, "TEST_ENV", f"test_on_{args.domains[0]}.json", "DATASET.OOD_SETS", "['DTD']",
+            "MODEL.BACKBONE.PRETRAINED", args.pretrained, "MODEL.AUTOCAST", autocast,
+            "USE_CUDA", str(args.device == "cuda"), "CACHE.ENABLED", "False",
+            "DATALOADER.NUM_WORKERS", str(args.workers), "TEST.PLOT", "False"]
+    cfg = setup_cfg(build_parser().parse_args(argv))
+    set_random_seed(cfg.SEED)
+    croft_logger = logging.getLogger("croft")
+    level = croft_logger.level
+    croft_logger.setLevel(logging.WARNING)  # the run's info lines; its warnings still show
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            trainer = build_trainer(cfg)
+            evaluator = Evaluator(cfg, trainer.dataset, trainer.dm, trainer, FINAL)
+            closed, test_out, val_out, _ = evaluator.closed_set()
+            open_set, arrays = evaluator.open_set(test_out, val_out)
+    finally:
+        croft_logger.setLevel(level)
+    # both sides must be the same random model, or the comparison measures the initialisation
+    weights = [float(p.detach().double().sum()) for p in trainer.clip_model.state_dict().values()]
+    del trainer
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
+    return test_out.logits, closed["test_accuracy"], open_set, arrays, weights
+
+
+def compare_logits(reference, other):
+    """How far ``other`` (N x C) is from ``reference``: largest absolute and relative difference, top-1 agreement."""
+    reference, other = reference.double(), other.double()
+    diff = (reference - other).abs()
+    scale = float(reference.abs().max()) or 1.0
+    return {"samples": int(reference.shape[0]), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+            "max_rel_diff": float(diff.max()) / scale,
+            "top1_agreement_pct": 100.0 * float((reference.argmax(1) == other.argmax(1)).double().mean())}
+
+
+def precision_section(args, data_root, work):
+    """fp32 against ``--precision-compare`` autocast of the frozen image encoder, same model and images."""
+    import numpy as np
+
+    from croft.engine import shared
+    from croft.results.io import id_key, ood_key
+
+    shared.disable_sharing()  # each side builds its own model and encodes its own features
+    low = args.precision_compare
+    effective = {mode: (mode if args.device == "cuda" else "fp32") for mode in ("fp32", low)}
+    started = time.perf_counter()
+    ref_logits, ref_acc, ref_open, ref_arrays, ref_weights = _zeroshot_outputs(
+        args, data_root, os.path.join(work, "runs", "precision", "fp32"), "fp32")
+    low_logits, low_acc, low_open, low_arrays, low_weights = _zeroshot_outputs(
+        args, data_root, os.path.join(work, "runs", "precision", low), low)
+    if ref_weights != low_weights:
+        raise RuntimeError("precision section: the two zero-shot models differ in their weights (seeding)")
+    ref_energy, low_energy = ref_open["DTD"]["energy"], low_open["DTD"]["energy"]
+    energy_diff = max(float(np.max(np.abs(ref_arrays[k].astype(np.float64) - low_arrays[k].astype(np.float64))))
+                      for k in (id_key(), ood_key("DTD")))
+    return {"backbone": args.backbone, "pretrained": args.pretrained, "device": args.device,
+            "trainer": "ZeroshotCLIP", "held_out": args.domains[0], "ood_set": "DTD",
+            "reference": "fp32", "compared": low, "effective": [effective["fp32"], effective[low]],
+            "logits": compare_logits(ref_logits, low_logits),
+            "test_accuracy": {"fp32": ref_acc, low: low_acc},
+            "energy_max_abs_diff": energy_diff,
+            "energy_auroc": {"fp32": ref_energy["auroc"], low: low_energy["auroc"],
+                             "abs_diff": abs(ref_energy["auroc"] - low_energy["auroc"])},
+            "energy_fpr95": {"fp32": ref_energy["fpr95"], low: low_energy["fpr95"],
+                             "abs_diff": abs(ref_energy["fpr95"] - low_energy["fpr95"])},
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def junit_summary(path, exit_code=None):
+    """Counts of a pytest JUnit XML file (``--junitxml``) and the names of the tests that failed."""
+    import xml.etree.ElementTree as ET
+
+    summary = {"junit": path, "exit_code": exit_code}
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        summary["error"] = f"no readable JUnit file ({exc}); the test step did not finish"
+        return summary
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    cases = [case for suite in suites for case in suite.iter("testcase")]
+    failed = [f"{c.get('classname')}::{c.get('name')}" for c in cases
+              if c.find("failure") is not None or c.find("error") is not None]
+    skipped = [f"{c.get('classname')}::{c.get('name')}" for c in cases
+               if c.find("skipped") is not None and c.find("failure") is None and c.find("error") is None]
+    summary.update(tests=len(cases), passed=len(cases) - len(failed) - len(skipped), failed=len(failed),
+                   skipped=len(skipped), failures=failed, skipped_tests=skipped,
+                   time_s=round(sum(float(s.get("time", 0) or 0) for s in suites), 3))
+    return summary
+
+
 def format_table(report):
     lines = []
+    c = report.get("tests")
+    if c:
+        if "error" in c:
+            lines += [f"Tests ({c['junit']}): {c['error']} (exit status {c['exit_code']})", ""]
+        else:
+            lines += [f"Tests: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped in "
+                      f"{c['time_s']:.1f} s (exit status {c['exit_code']})"]
+            lines += [f"  failed: {name}" for name in c["failures"]] + [""]
     t = report.get("throughput")
     if t:
         lines += [f"Encoder throughput ({t['backbone']}, {t['pretrained']}, {t['device']}, {t['precision']}, "
@@ -375,6 +505,24 @@ def format_table(report):
                   f"| one `python -m croft.train` process per run | {r['per_run_subprocess_s']:.2f} | 1.0× |",
                   f"| in-process (croft.sweep.runner) | {r['per_run_inprocess_s']:.2f} | {r['speedup']:.1f}× |",
                   f"metrics identical (and scores.npz bit-identical): {r['metrics_identical']}"]
+    pr = report.get("precision")
+    if pr:
+        low, lg = pr["compared"], pr["logits"]
+        if lines:
+            lines.append("")
+        lines += [f"Precision: zero-shot CLIP ({pr['backbone']}, {pr['pretrained']}, {pr['device']}), fp32 vs {low} "
+                  f"autocast (effective: {' vs '.join(pr['effective'])}), held-out {pr['held_out']}, "
+                  f"open-set {pr['ood_set']}",
+                  "| measure | fp32 | " + low + " | |diff| |", "|---|---:|---:|---:|",
+                  f"| test accuracy % | {pr['test_accuracy']['fp32']:.2f} | {pr['test_accuracy'][low]:.2f} | "
+                  f"{abs(pr['test_accuracy']['fp32'] - pr['test_accuracy'][low]):.2f} |",
+                  f"| energy AUROC % | {pr['energy_auroc']['fp32']:.3f} | {pr['energy_auroc'][low]:.3f} | "
+                  f"{pr['energy_auroc']['abs_diff']:.3f} |",
+                  f"| energy FPR95 % | {pr['energy_fpr95']['fp32']:.3f} | {pr['energy_fpr95'][low]:.3f} | "
+                  f"{pr['energy_fpr95']['abs_diff']:.3f} |",
+                  f"logits ({lg['samples']} test images): max |diff| {lg['max_abs_diff']:.3g} (relative "
+                  f"{lg['max_rel_diff']:.2g}), top-1 agreement {lg['top1_agreement_pct']:.2f}%; "
+                  f"energy max |diff| {pr['energy_max_abs_diff']:.3g}"]
     return "\n".join(lines) + "\n"
 
 
@@ -419,10 +567,12 @@ def _run(args):
             return 2
     else:
         skipped = {"throughput": args.skip_throughput, "sweep": args.skip_sweep, "runner": args.skip_runner}
-        sections = [x for x in SECTIONS if not skipped[x]]
+        sections = [x for x in SECTIONS if not skipped.get(x, True)]
     work = args.work_dir or tempfile.mkdtemp(prefix="croft_benchmark_")
     os.makedirs(work, exist_ok=True)
     report = {"machine": machine_description(args.device), "config": vars(args).copy()}
+    if args.tests_junit:
+        report["tests"] = junit_summary(args.tests_junit, args.tests_exit_code)
     started = time.perf_counter()
     try:
         data_root = os.path.join(work, "data")
@@ -435,6 +585,8 @@ def _run(args):
             report["sweep"] = sweep(args, data_root, work, autocast)
         if "runner" in sections:
             report["runner"] = runner_section(args, data_root, work, autocast)
+        if "precision" in sections:
+            report["precision"] = precision_section(args, data_root, work)
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
