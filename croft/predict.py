@@ -485,7 +485,7 @@ def _build_trainer_on_dataset(cfg, info, device):
 def _compute_thresholds(trainer, info):
     """Detector thresholds computed in memory as the run's evaluation computes them; None (logged) when the
     dataset has no ID val or test image."""
-    from .utils.logging import get_logger
+    from .engine.logger import get_logger
     from .evaluation.detector import compute_detector, describe_thresholds
 
     data = compute_detector(trainer)
@@ -952,7 +952,7 @@ class _cli_logging:
     def __enter__(self):
         import logging
 
-        from .utils.logging import LOGGER_NAME
+        from .engine.logger import LOGGER_NAME
 
         self.logger, self.root = logging.getLogger(LOGGER_NAME), logging.getLogger()
         self.saved = (list(self.logger.handlers), self.logger.level, self.logger.propagate, self.root.level)
