@@ -97,15 +97,20 @@ def claim_output_dir(directory):
 def prepare_folders(cfg, args, logger):
     """Check the folders before any work: nothing is written unless every check passes."""
     from .engine.fingerprint import make_fingerprint
-    from .engine.run_folder import check_output_dir, check_source_dir, remove_stale_temp_files, restart
+    from .engine.run_folder import (
+        CLASS_LIST_KEYS, check_output_dir, check_source_dir, remove_stale_temp_files, restart,
+    )
 
     from .engine.trainer import TRAINER_REGISTRY
 
-    if args.eval_only and TRAINER_REGISTRY.get(cfg.TRAINER.NAME).trains and not args.model_dir:
+    trainer_class = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+    if args.eval_only and trainer_class.trains and not args.model_dir:
         raise ValueError(f"--eval-only with trainer {cfg.TRAINER.NAME} needs --model-dir (the folder of a trained run)")
     fingerprint = make_fingerprint(cfg)
     if args.eval_only and args.model_dir:
-        check_source_dir(args.model_dir, fingerprint, "--model-dir", logger)
+        unseen = getattr(trainer_class, "evaluates_unseen_classes", None)
+        check_source_dir(args.model_dir, fingerprint, "--model-dir", logger,
+                         may_differ=CLASS_LIST_KEYS if unseen is not None and unseen(cfg) else ())
     if cfg.RESUME:
         check_source_dir(cfg.RESUME, fingerprint, "--resume", logger)
     if args.restart:

@@ -467,3 +467,35 @@ def test_one_tiny_run_per_dataset_config(fewshot_root, tmp_path, name):
     else:
         assert set(used.values()) == {1}
     assert (results["closed_set"]["val_accuracy"] is None) == (sizes[1] == 0)
+
+
+def test_base_to_new_evaluates_the_base_model_on_the_new_classes(fewshot_root, tmp_path, capsys):
+    """CoCoOp's protocol: train on base, ``--eval-only DATASET.SUBSAMPLE_CLASSES new`` on the same model; a
+    trainer whose learnt state depends on the class list (CoOp with class-specific contexts) is refused."""
+    from croft.train import main
+
+    def run(out, subsample, *flags, csc="False"):
+        return main(["--root", fewshot_root, "--seed", "1", "--trainer", "CoOp", "--backbone", "tiny",
+                     "--dataset-config-file", os.path.join(REPO, "configs", "datasets", "oxford_pets.yaml"),
+                     "--config-file", os.path.join(REPO, "configs", "trainers", "CoOp", "rn50_ep30.yaml"),
+                     "--output-dir", str(tmp_path / out), *flags, "DATASET.NUM_SHOTS", "2", *FAST,
+                     "DATASET.SUBSAMPLE_CLASSES", subsample, "TRAINER.COOP.CSC", csc])
+
+    assert run("base", "base") == 0
+    capsys.readouterr()
+    assert run("new", "new", "--eval-only", "--model-dir", str(tmp_path / "base")) == 0
+    captured = capsys.readouterr()
+    assert "evaluated with DATASET.SUBSAMPLE_CLASSES 'base' -> 'new'" in captured.out + captured.err
+    results = {}
+    for name in ("base", "new"):
+        with open(tmp_path / name / "results.json") as f:
+            results[name] = json.load(f)
+    assert sorted(results["base"]["shots_used"]) == ["abyssinian", "american_bulldog"]
+    assert sorted(results["new"]["shots_used"]) == ["bengal", "yorkshire_terrier"]
+    assert run("csc", "base", csc="True") == 0
+    capsys.readouterr()
+    assert run("csc_new", "new", "--eval-only", "--model-dir", str(tmp_path / "csc"), csc="True") != 0
+    message = capsys.readouterr().err
+    assert "DATASET.SUBSAMPLE_CLASSES 'base' -> 'new'" in message
+    assert "a trainer whose learnt state depends on the class list cannot be evaluated on other classes" in message
+    assert not (tmp_path / "csc_new" / "results.json").exists()

@@ -138,8 +138,15 @@ def check_output_dir(directory, fingerprint):
         raise _mismatch(directory, source, diffs, "OUTPUT_DIR")
 
 
-def check_source_dir(directory, fingerprint, what, logger=None):
-    """``--resume DIR`` / ``--model-dir DIR``: exists; training-side settings equal (when recorded)."""
+#: Training keys that ``--eval-only`` may change when the trainer's learnt state does not depend on the
+#: class list (its classmethod ``evaluates_unseen_classes(cfg)`` is true): CoCoOp's base-to-new protocol
+#: evaluates a model trained on the base classes on the new ones (docs/protocols.md §8.3).
+CLASS_LIST_KEYS = ("DATASET.SUBSAMPLE_CLASSES",)
+
+
+def check_source_dir(directory, fingerprint, what, logger=None, may_differ=()):
+    """``--resume DIR`` / ``--model-dir DIR``: exists; training-side settings equal (when recorded), except
+    the keys of ``may_differ``."""
     if not os.path.isdir(directory):
         raise RunFolderError(f"{what} {directory} does not exist or is not a folder; expected the output folder "
                              "of a croft run")
@@ -150,10 +157,17 @@ def check_source_dir(directory, fingerprint, what, logger=None):
                            "base); its settings cannot be checked against this run's")
         return
     diffs = differences(stored, fingerprint, training_only=True)
+    allowed = [d for d in diffs if d[0] in may_differ]
+    diffs = [d for d in diffs if d[0] not in may_differ]
     if diffs:
+        hint = ("; a trainer whose learnt state depends on the class list cannot be evaluated on other classes"
+                if any(d[0] in CLASS_LIST_KEYS for d in diffs) else "")
         raise RunFolderError(
             f"{what} {directory} was trained with other settings ({source}): {describe(diffs)}; pass the settings "
-            f"it was trained with (see {os.path.join(directory, 'config.yaml')}), or train anew")
+            f"it was trained with (see {os.path.join(directory, 'config.yaml')}), or train anew{hint}")
+    if allowed and logger is not None:
+        logger.info(f"{what} {directory}: evaluated with {describe(allowed)} (the trainer's learnt state does not "
+                    "depend on the class list)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,6 +37,12 @@ class CLIPAdapterMethod(FrozenCLIPMethod):
     """CLIP-Adapter, engine-independent."""
 
     @classmethod
+    def evaluates_unseen_classes(cls, cfg):
+        """The learnt state (the image-feature adapter) does not depend on the class list, so ``--eval-only``
+        may evaluate other classes (base-to-new, docs/protocols.md §8.3)."""
+        return True
+
+    @classmethod
     def check_cfg(cls, cfg):
         super().check_cfg(cfg)
         if not 0.0 <= cfg.TRAINER.CLIP_Adapter.RATIO <= 1.0:

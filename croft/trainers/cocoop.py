@@ -45,6 +45,12 @@ class CoCoOpPromptLearner(nn.Module):
 class CoCoOpMethod(PromptMethod):
     """CoCoOp, engine-independent."""
 
+    @classmethod
+    def evaluates_unseen_classes(cls, cfg):
+        """The learnt state (the shared context and the meta-net) does not depend on the class list, so ``--eval-only``
+        may evaluate other classes (base-to-new, docs/protocols.md §8.3)."""
+        return True
+
     def build_model(self):
         cfg = self.cfg.TRAINER.COCOOP
         if cfg.TEXT_CHUNK < 1:

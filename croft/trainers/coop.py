@@ -37,6 +37,12 @@ class CoOpPromptLearner(nn.Module):
 class CoOpMethod(PromptMethod):
     """CoOp, engine-independent."""
 
+    @classmethod
+    def evaluates_unseen_classes(cls, cfg):
+        """A shared context (``CSC False``) does not depend on the class list, so ``--eval-only`` may evaluate
+        other classes (base-to-new, docs/protocols.md §8.3); class-specific contexts do."""
+        return not cfg.TRAINER.COOP.CSC
+
     def build_model(self):
         cfg = self.cfg.TRAINER.COOP
         self.load_backbone()

@@ -20,6 +20,12 @@ class CRoFTMethod(FrozenCLIPMethod):
     """CRoFT's model, training step and inference, on any engine that keeps the engine contract."""
 
     @classmethod
+    def evaluates_unseen_classes(cls, cfg):
+        """The learnt state (the D x D adapter and generator) does not depend on the class list, so ``--eval-only``
+        may evaluate other classes (base-to-new, docs/protocols.md §8.3)."""
+        return True
+
+    @classmethod
     def check_cfg(cls, cfg):
         super().check_cfg(cfg)
         c = cfg.TRAINER.CRoFT

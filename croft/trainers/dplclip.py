@@ -49,6 +49,12 @@ class DomainPromptMLP(nn.Module):
 class DPLCLIPMethod(PromptMethod):
     """DPLCLIP, engine-independent."""
 
+    @classmethod
+    def evaluates_unseen_classes(cls, cfg):
+        """The learnt state (the domain-prompt MLP) does not depend on the class list, so ``--eval-only``
+        may evaluate other classes (base-to-new, docs/protocols.md §8.3)."""
+        return True
+
     def build_model(self):
         cfg = self.cfg.TRAINER.DPLCLIP
         self.load_backbone()
