@@ -576,6 +576,23 @@ def test_bcal_run_repeats_bit_for_bit(cli_runs, synthetic_root, tmp_path):
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_results_table_has_a_row_per_method(cli_runs):
+    from croft.results.collect import collect, format_table
+
+    for trainer in ("BCAL", "VLAD"):
+        cli_runs(trainer, "PACS")
+    rows = collect(str(cli_runs("BCAL", "PACS").parent))
+    pacs = [r for r in rows if r["dataset"] == "PACS"]
+    assert sorted(r["trainer"] for r in pacs) == ["BCAL", "VLAD"]
+    table = format_table(pacs, "md")
+    assert "| BCAL " in table and "| VLAD " in table
+    wide = format_table(pacs, "md", wide=True).splitlines()
+    for trainer in ("BCAL", "VLAD"):
+        auroc = json.loads((cli_runs(trainer, "PACS") / "results.json").read_text())["open_set"]["DTD"]["energy"]["auroc"]
+        row = next(line for line in wide if line.startswith(f"| {trainer} |"))
+        assert f"{auroc:.2f} ± 0.00" in row
+
+
 # --------------------------------------------------------------------------- config errors, configs, grids
 @pytest.mark.parametrize("key, value, expected", [
     ("TRAINER.BCAL.alpha2", "-0.5", "expected a weight >= 0"),
