@@ -49,14 +49,16 @@ _C.INPUT.RRCROP_SCALE = (0.08, 1.0)
 _C.DATASET = CN()
 # The data folder, laid out as in datasets/README.md.
 _C.DATASET.ROOT = ""
-# A registered dataset: PACS, VLCS, DomainFolder, ImageNet46 (= ImageNetOpenSet, ImageNetOOD46).
+# A registered dataset: PACS, VLCS, DomainFolder, ImageNet46 (= ImageNetOpenSet, ImageNetOOD46), or one of
+# CoOp's 11 few-shot datasets (OxfordPets, OxfordFlowers, FGVCAircraft, DescribableTextures, EuroSAT,
+# StanfordCars, Food101, SUN397, Caltech101, UCF101, ImageNet; docs/protocols.md §8).
 _C.DATASET.NAME = ""
 # PACS/VLCS/DomainFolder: restrict training and val to these source domains (default: all but
 # the held-out one). Not read by ImageNet46 (an error when set).
 _C.DATASET.SOURCE_DOMAINS = ()
 # PACS/VLCS/DomainFolder: the held-out domain (one name), instead of TEST_ENV.
 _C.DATASET.TARGET_DOMAINS = ()
-# Training images per class (K); < 1 = all.
+# Training images per class (K); < 1 = all. CoOp's datasets: K and SEED pick CoOp's few-shot subsets.
 _C.DATASET.NUM_SHOTS = -1
 # Share of each source (domain, class) folder that goes to val when PACS/VLCS/DomainFolder build
 # their split from the image folders (no test_on_<domain>.json). croft's folder-layout split uses
@@ -73,17 +75,18 @@ _C.DATASET.SUBSAMPLE_CLASSES = "all"
 # "reference_balance" (the original CRoFT code's class-agnostic per-domain sampler, used for
 # PACS with K > 4; docs/method.md §7.2). ImageNet46: "class_balanced" only.
 _C.DATASET.FEWSHOT_SAMPLER = "class_balanced"
-# Shots per class of the validation split; -1 means "same as NUM_SHOTS" (ImageNet46: 4).
+# Shots per class of the validation split; -1 means "same as NUM_SHOTS" (ImageNet46: 4; CoOp's datasets:
+# min(NUM_SHOTS, 4), fixed).
 _C.DATASET.VAL_SHOTS = -1
 # Prompt: one template, or the 7-template ensemble of the CRoFT paper's Setup-I.
 _C.DATASET.PROMPT_TEMPLATE = "a photo of a {}."
 _C.DATASET.PROMPT_ENSEMBLE = False
 # Open-set (semantic-shift) evaluation sets, by name, e.g. ["DTD", "Food101"] (DTD, Food101,
-# Caltech101; each at most once).
+# Caltech101, Flowers102; each at most once).
 _C.DATASET.OOD_SETS = []
 # Images per class of each open-set set (< 1 = all).
 _C.DATASET.OOD_PER_CLASS = 100
-# Folder holding dtd/, food-101/, caltech-101/ ("" = DATASET.ROOT; DomainFolder: its parent).
+# Folder holding dtd/, food-101/, caltech-101/, oxford_flowers/ ("" = DATASET.ROOT; DomainFolder: its parent).
 _C.DATASET.OOD_ROOT = ""
 # Which explicit class-exclusion list applies to the open-set sets: "PACS", "VLCS", "none"
 # ("" = the dataset's own; docs/method.md §7.5).
