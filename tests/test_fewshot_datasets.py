@@ -499,3 +499,34 @@ def test_base_to_new_evaluates_the_base_model_on_the_new_classes(fewshot_root, t
     assert "DATASET.SUBSAMPLE_CLASSES 'base' -> 'new'" in message
     assert "a trainer whose learnt state depends on the class list cannot be evaluated on other classes" in message
     assert not (tmp_path / "csc_new" / "results.json").exists()
+
+
+def test_large_datasets_are_read_and_checked_once_per_process(fewshot_root, tmp_path, monkeypatch):
+    """An in-process sweep over SUN397 or ImageNet reads the split (or lists the folders) and checks its images
+    once; a changed split file is read again."""
+    from croft.data.datasets import coop_imagenet, coop_split
+
+    root = copy_of(fewshot_root, tmp_path, "SUN397", "ImageNet")
+    calls = Counter()
+
+    def counting(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(coop_split, "read_split_json", counting("read", coop_split.read_split_json))
+    monkeypatch.setattr(coop_split, "check_images", counting("check", coop_split.check_images))
+    monkeypatch.setattr(coop_imagenet, "_images", counting("list", coop_imagenet._images))
+    for shots in (-1, 1, 2):
+        build(root, "SUN397", DATASET__NUM_SHOTS=shots)
+        build(root, "ImageNet", DATASET__NUM_SHOTS=shots)
+    assert calls == {"read": 1, "check": 1, "list": 20}  # ImageNet: 10 train + 10 val folders, listed once
+    split_path = os.path.join(root, "sun397", "split_zhou_SUN397.json")
+    with open(split_path) as f:
+        split = json.load(f)
+    split["test"] = split["test"][1:]
+    with open(split_path, "w") as f:
+        json.dump(split, f)
+    assert len(build(root, "SUN397").test) == EXPECTED["SUN397"][3][2] - 1
+    assert (calls["read"], calls["check"]) == (2, 2)
