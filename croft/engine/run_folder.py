@@ -8,7 +8,7 @@
   checkpoints' training-side fingerprint must equal this run's.
 Nothing here writes into a folder before its checks have passed.
 
-One run at a time per folder: :func:`claim_run_folder` takes an exclusive ``fcntl`` lock on
+One run at a time per folder: :func:`claim_run_folder` takes an exclusive ``flock`` lock on
 ``OUTPUT_DIR/.run.lock`` for as long as the run works in the folder. The operating system drops
 the lock when its process ends, however it ends (kill -9 included), so a lock is never left
 behind by a dead run; the file itself only says who holds it (host, pid, start time), and is
@@ -174,8 +174,8 @@ def check_source_dir(directory, fingerprint, what, logger=None, may_differ=()):
 # one run per folder
 
 LOCK_FILE = ".run.lock"
-#: Errors of ``lockf`` that mean "held by another process".
-_BUSY = (errno.EACCES, errno.EAGAIN)
+#: Errors of ``flock`` that mean "held by another process".
+_BUSY = (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK)
 #: How long a claim retries a lock that looks held: :func:`run_folder_holder` holds a shared lock
 #: for a moment while it looks.
 _BUSY_RETRY_S = 0.25
@@ -183,8 +183,10 @@ _BUSY_RETRY_S = 0.25
 #: was not written for this long before the claim.
 STALE_TEMP_S = 60.0
 
-#: Folders claimed by this process (realpath -> _Claim). ``lockf`` locks belong to a process, and closing *any*
-#: descriptor of the file drops them: within the holding process, the lock file is only touched through here.
+#: Folders claimed by this process (realpath -> _Claim). An ``flock`` lock belongs to its open file: reading the
+#: lock file elsewhere, even in this process, leaves it alone (where the file system emulates ``flock`` with
+#: POSIX locks, as NFS does, closing any descriptor of the file in this process would drop it: the lock file is
+#: only opened here).
 _held = {}
 _warned_unlocked = set()
 
@@ -267,7 +269,7 @@ def _lock(directory):
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             holder = _read_record(fd) if exc.errno in _BUSY else None
             os.close(fd)
@@ -328,7 +330,7 @@ def run_folder_holder(directory):
         return None
     try:
         try:
-            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as exc:
             return _read_record(fd) if exc.errno in _BUSY else None
         return None
