@@ -55,7 +55,7 @@ from .config.defaults import get_cfg_default as croft_cfg_default
 from .config.merge import ConfigError, flatten
 from .data.batch import Batch
 from .engine.checkpoint import BEST_NAME
-from .engine.logger import get_logger, setup_logger
+from .utils.logging import get_logger, setup_logger
 from .engine.trainer import TrainerBase as _Engine
 from .evaluation.inference import TRAINING, run_inference
 

@@ -4,7 +4,7 @@ import contextlib
 import os
 import sys
 
-from .engine.logger import setup_logger
+from .utils.logging import setup_logger
 
 
 def build_parser():
@@ -134,7 +134,7 @@ def save_config(cfg):
 def run(cfg, args):
     import torch
 
-    from .engine.logger import get_logger
+    from .utils.logging import get_logger
     from .engine.trainer import build_trainer, set_random_seed
 
     logger = get_logger()

@@ -18,7 +18,7 @@ from croft.clip.backbone import load_clip
 from croft.config import setup_cfg
 from croft.data.batch import Batch
 from croft.engine.fingerprint import EXCLUDED_KEYS, trainer_group
-from croft.engine.logger import setup_logger
+from croft.utils.logging import setup_logger
 from croft.engine.trainer import build_trainer, set_random_seed
 from croft.train import build_parser, main
 from croft.trainers.coop import CoOpPromptLearner

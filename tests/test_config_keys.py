@@ -235,9 +235,39 @@ def dataset_cfg(name, **keys):
     return cfg
 
 
+def without_file_access(monkeypatch, fn, *args):
+    """``fn(*args)`` while every way of reading the file system (open, stat, listing) is refused; returns
+    ``(result, the refused access or None)`` (asserted on afterwards, with the file system back)."""
+    import builtins
+
+    class FileAccess(Exception):
+        pass
+
+    def refuse(what):
+        def call(path, *args, **kwargs):
+            raise FileAccess(f"{what}({path!r})")
+        return call
+
+    with monkeypatch.context() as m:
+        for module, name in ((builtins, "open"), (io, "open"), (os, "stat"), (os, "lstat"), (os, "listdir"),
+                             (os, "scandir"), (os, "access")):
+            m.setattr(module, name, refuse(name))
+        try:
+            return fn(*args), None
+        except FileAccess as exc:
+            return None, str(exc)
+
+
 @pytest.mark.parametrize("name", ["PACS", "VLCS", "DomainFolder", "ImageNet46", "ImageNetOpenSet"])
-def test_check_cfg_reads_no_file(name):
-    DATASET_REGISTRY.get(name).check_cfg(dataset_cfg(name, DATASET__OOD_SETS=["dtd", "Caltech101"]))
+def test_check_cfg_reads_no_file(name, monkeypatch):
+    cls = DATASET_REGISTRY.get(name)
+    assert without_file_access(monkeypatch, os.path.isdir, REPO) == (None, f"stat({REPO!r})")  # the guard works
+    result, access = without_file_access(monkeypatch, cls.check_cfg,
+                                         dataset_cfg(name, DATASET__OOD_SETS=["dtd", "Caltech101"]))
+    assert access is None, f"{name}.check_cfg read the disk: {access}"
+    assert result is None
+    with pytest.raises(ConfigError, match=r"DATASET\.NUM_SHOTS"):  # and it checks values meanwhile
+        without_file_access(monkeypatch, cls.check_cfg, dataset_cfg(name, DATASET__NUM_SHOTS=2.5))
 
 
 COMMON_ERRORS = [

@@ -279,7 +279,7 @@ REGISTRY_CHECK = r'''
         assert getattr(DATASET_REGISTRY.get(name), "_croft_bridge", False), name
     # importing Dassl ran logging.disable(logging.WARNING); the bridge re-enabled logging
     assert logging.root.manager.disable == logging.NOTSET
-    from croft.engine.logger import get_logger, setup_logger
+    from croft.utils.logging import get_logger, setup_logger
     setup_logger()
     get_logger().warning("croft warning is visible")
     print("ok")

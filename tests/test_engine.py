@@ -65,6 +65,39 @@ THREE_EPOCHS = ("OPTIM.MAX_EPOCH", "3", "TRAIN.CHECKPOINT_FREQ", "1", "OPTIM.WAR
 RESUMED = re.compile(r'Resumed (.+?) from "(.+?)" \(epoch = (\d+)\)')
 
 
+class _SelectionStub:
+    """What ``TrainerBase.after_epoch`` reads of a trainer, with the val accuracies of each epoch given."""
+
+    def __init__(self, final_model="best_val"):
+        from croft.config import get_cfg_default
+        from croft.utils.logging import get_logger
+
+        self.cfg = get_cfg_default()
+        self.cfg.TEST.FINAL_MODEL = final_model
+        self.cfg.TRAIN.CHECKPOINT_FREQ = 0
+        self.val_loader, self.num_classes, self.max_epoch, self.logger = object(), 3, 5, get_logger()
+        self.best_result, self.best_epoch, self.best_val_accuracy = float("-inf"), None, None
+        self.saved = []
+
+    def save_model(self, epoch, is_best=False, val_result=None):
+        self.saved.append((epoch + 1, is_best, val_result))
+
+
+def test_best_epoch_needs_a_strict_improvement(monkeypatch):
+    """Model selection keeps the earlier epoch on a tie of val accuracy (docs/method.md §4.4)."""
+    accuracies = iter([50.0, 60.0, 60.0, 55.0, 60.0])
+    monkeypatch.setattr(trainer_module, "run_inference",
+                        lambda *args, **kwargs: type("Out", (), {"accuracy": next(accuracies)}))
+    stub = _SelectionStub()
+    returned = []
+    for stub.epoch in range(stub.max_epoch):
+        returned.append(TrainerBase.after_epoch(stub))
+    assert returned == [50.0, 60.0, 60.0, 55.0, 60.0]
+    assert (stub.best_epoch, stub.best_val_accuracy, stub.best_result) == (2, 60.0, 60.0)
+    # model-best is written when val accuracy improves, the epoch file of the last epoch at the end
+    assert stub.saved == [(1, True, 50.0), (2, True, 60.0), (5, False, None)]
+
+
 def croft_args(root, out, *extra):
     return ["--root", root, "--seed", "1", "--trainer", "CRoFT", "--dataset-config-file", "configs/datasets/PACS.yaml",
             "--config-file", "configs/trainers/CRoFT/rn50_ep30.yaml", "--backbone", "tiny", "--output-dir", str(out),

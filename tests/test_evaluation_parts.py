@@ -159,6 +159,28 @@ class _Cfg:
     SEED = 3
 
 
+@pytest.mark.parametrize("bank", ["train", "val"])
+def test_standard_protocol_knn_bank_is_the_one_test_knn_bank_names(bank):
+    cfg = type("Cfg", (_Cfg,), {"TEST": type("TEST", (), {"OOD_PROTOCOL": "standard", "KNN_BANK": bank})})
+    dataset = type("D", (), {"train_x": ["train image 1", "train image 2"]})
+    train_out = _outputs([[1.0, 0.0], [0.0, 1.0]], [0, 1])._replace(features=torch.full((2, 4), 7.0))
+    val_out = _outputs([[1.0, 0.0]], [0])
+    calls = []
+
+    def infer(items, name):
+        calls.append(items)
+        return train_out
+
+    got = StandardProtocol(cfg).knn_bank(dataset, val_out, infer)
+    if bank == "train":
+        assert got is train_out.features and calls == [dataset.train_x]
+    else:
+        assert got is val_out.features and calls == []
+    # without a val split, "val" falls back to the training set
+    calls.clear()
+    assert StandardProtocol(cfg).knn_bank(dataset, None, infer) is train_out.features and calls == [dataset.train_x]
+
+
 def test_protocols_own_their_id_side_and_transform():
     test_out = _outputs([[2.0, 0.0]] * 3 + [[0.0, 2.0]] * 2, [0, 0, 0, 1, 0])
     assert isinstance(build_protocol(_Cfg), StandardProtocol)

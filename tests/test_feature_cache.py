@@ -207,21 +207,33 @@ def test_image_key_follows_path_size_and_mtime(tmp_path):
 
 
 def test_weights_identity(tmp_path):
+    """One identity (croft/clip/weights.py) in two spellings: the cache's and the fingerprint's (as stored
+    by fingerprint version 1, so existing run folders keep their fingerprints)."""
+    import hashlib
+
+    from croft.clip.weights import weights_identity
+    from croft.engine.fingerprint import weights_value
+
     torch.manual_seed(0)
     a = torch.nn.Linear(4, 3)
     torch.manual_seed(1)
     b = torch.nn.Linear(4, 3)
-    ident_a = fc.weights_identity("none", a)
-    assert ident_a == fc.weights_identity("none", a) != fc.weights_identity("none", b)
-    assert fc.weights_identity("laion400m_e31", a) == {"kind": "tag", "tag": "laion400m_e31"}
+    ident_a = weights_identity("none", a)
+    assert ident_a == weights_identity("none", a) != weights_identity("none", b)
+    assert ident_a["kind"] == "random-init" and weights_identity("NONE", a) == weights_identity("", a) == ident_a
+    assert weights_identity("laion400m_e31", a) == {"kind": "tag", "tag": "laion400m_e31"}
     ckpt = tmp_path / "w.pt"
     ckpt.write_bytes(b"weights" * 1000)
     memo = tmp_path / "fingerprints"
-    ident = fc.weights_identity(str(ckpt), a, memo_dir=str(memo))
-    import hashlib
-
-    assert ident == {"kind": "file", "sha256": hashlib.sha256(b"weights" * 1000).hexdigest()}
+    ident = weights_identity(str(ckpt), a, memo_dir=str(memo))
+    sha = hashlib.sha256(b"weights" * 1000).hexdigest()
+    assert ident == {"kind": "file", "sha256": sha}
     assert len(os.listdir(memo)) == 1
+    assert weights_value(str(ckpt)) == {"file_sha256": sha}
+    assert weights_value(" laion400m_e31 ") == {"tag": "laion400m_e31"}
+    assert weights_value("none") == weights_value("") == {"tag": "none"} and weights_value("None") == {"tag": "None"}
+    # the cache's model key of tagged weights is unchanged since the cache's first layout
+    assert fc.digest(weights_identity("openai")) == "b9d767669bf3350bbe276030"
 
 
 def test_group_keys_separate_transforms_and_views():

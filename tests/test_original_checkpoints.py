@@ -23,7 +23,7 @@ import torch
 
 from croft.config import setup_cfg
 from croft.engine.checkpoint import DROPPED_KEY, load_checkpoint
-from croft.engine.logger import setup_logger
+from croft.utils.logging import setup_logger
 from croft.engine.optim import lr_factor
 from croft.engine.trainer import build_trainer, set_random_seed
 from croft.evaluation.inference import FINAL, run_inference

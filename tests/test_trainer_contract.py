@@ -21,7 +21,7 @@ import torch
 import croft.engine.trainer as trainer_module
 import croft.trainers  # noqa: F401  (registers every trainer)
 from croft.config import setup_cfg
-from croft.engine.logger import setup_logger
+from croft.utils.logging import setup_logger
 from croft.engine.trainer import TRAINER_REGISTRY, build_trainer, set_random_seed
 from croft.results.io import correct_key, load_scores
 from croft.train import build_parser, main

@@ -13,7 +13,7 @@ import torch
 
 from croft import trainers  # noqa: F401
 from croft.config import setup_cfg
-from croft.engine.logger import setup_logger
+from croft.utils.logging import setup_logger
 from croft.engine.trainer import NonFiniteLossError, build_trainer, set_random_seed
 from croft.evaluation.inference import FINAL, TRAINING
 from croft.results.io import correct_key, id_key, load_scores, ood_key, shift_key

@@ -529,7 +529,7 @@ def format_table(report):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from croft.engine.logger import setup_logger
+    from croft.utils.logging import setup_logger
 
     setup_logger()  # before open_clip configures the root logger
     root_level = logging.getLogger().level

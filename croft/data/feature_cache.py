@@ -42,7 +42,6 @@ import math
 import os
 import threading
 import time
-from pathlib import Path
 
 import torch
 from safetensors.torch import load as st_load
@@ -50,9 +49,9 @@ from safetensors.torch import save as st_save
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..engine import shared
-from ..engine.logger import get_logger
+from ..clip.weights import weights_identity
 from ..utils.atomic import atomic_write_bytes
+from ..utils.logging import get_logger
 from .images import is_random_transform, load_view, view_seed
 
 FORMAT = "croft-features-1"
@@ -100,59 +99,6 @@ def image_key(path):
     path = os.path.abspath(path)
     st = os.stat(path)
     return hashlib.sha1(f"{path}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:32]
-
-
-def state_dict_digest(model):
-    """SHA-256 of a module's state dict (names, dtypes, shapes and values)."""
-    h = hashlib.sha256()
-    for name, value in sorted(model.state_dict().items()):
-        value = value.detach().cpu().contiguous()
-        h.update(f"{name}|{value.dtype}|{tuple(value.shape)}".encode())
-        h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
-    return h.hexdigest()
-
-
-_FINGERPRINTS = {}
-
-
-def file_fingerprint(path, memo_dir=None):
-    """SHA-256 of a file's content, remembered per (path, size, mtime) in memory and under ``memo_dir``."""
-    path = os.path.abspath(os.path.expanduser(str(path)))
-    st = os.stat(path)
-    ident = f"{path}\0{st.st_size}\0{st.st_mtime_ns}"
-    if ident in _FINGERPRINTS:
-        return _FINGERPRINTS[ident]
-    memo = os.path.join(memo_dir, hashlib.sha1(ident.encode()).hexdigest() + ".json") if memo_dir else None
-    if memo and os.path.isfile(memo):
-        try:
-            with open(memo) as f:
-                record = json.load(f)
-            if record.get("ident") == ident and len(record.get("sha256", "")) == 64:
-                _FINGERPRINTS[ident] = record["sha256"]
-                return record["sha256"]
-        except (OSError, ValueError):
-            pass
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    _FINGERPRINTS[ident] = h.hexdigest()
-    if memo:
-        try:
-            atomic_write_bytes(memo, json.dumps({"ident": ident, "sha256": h.hexdigest()}).encode())
-        except OSError:
-            pass
-    return h.hexdigest()
-
-
-def weights_identity(pretrained, model, memo_dir=None):
-    source = "none" if pretrained is None else str(pretrained).strip()
-    if source.lower() in ("none", ""):
-        return {"kind": "random-init", "state_dict_sha256": state_dict_digest(model)}
-    path = Path(source).expanduser()
-    if path.is_file():
-        return {"kind": "file", "sha256": file_fingerprint(path, memo_dir)}
-    return {"kind": "tag", "tag": source}
 
 
 def model_identity(cfg, model, device, memo_dir=None):
@@ -321,9 +267,13 @@ class FeatureCache:
     ``encode`` maps a batch of images (on ``device``) to raw features. ``stats`` holds this run's
     counters: ``feature_cache_hits`` / ``feature_cache_misses`` (unique entries read from disk /
     encoded by this run) and ``feature_cache_encode_s``; the run copies them into results.json.
+
+    ``memo`` keeps the feature sets loaded by :meth:`features` (a dict-like); by default this
+    cache's own dict. The caller that decides what runs share passes a process-wide one
+    (:func:`croft.engine.shared.feature_memo`).
     """
 
-    def __init__(self, cfg, identity, encode, device, root=None):
+    def __init__(self, cfg, identity, encode, device, root=None, memo=None):
         self.cfg = cfg
         self.root = root or resolve_cache_dir(cfg)
         self.identity = identity
@@ -340,7 +290,7 @@ class FeatureCache:
             raise ValueError(f"invalid value for 'CACHE.ENCODE_BATCH_SIZE': {cfg.CACHE.ENCODE_BATCH_SIZE}; "
                              "expected >= 1 (or 0 = DATALOADER.TEST.BATCH_SIZE)")
         self._read, self._encoded = set(), set()
-        self._memo = shared.feature_memo()
+        self._memo = {} if memo is None else memo
         self._lock = threading.Lock()
         self._warned = False
         try:
@@ -349,11 +299,11 @@ class FeatureCache:
             self._warn_unwritable(exc)
 
     @classmethod
-    def for_encoder(cls, cfg, clip_model, encode, device):
+    def for_encoder(cls, cfg, clip_model, encode, device, memo=None):
         """The cache of the frozen ``clip_model`` whose image encoder is ``encode``."""
         root = resolve_cache_dir(cfg)
         identity = model_identity(cfg, clip_model, device, memo_dir=os.path.join(root, "fingerprints"))
-        return cls(cfg, identity, encode, device, root=root)
+        return cls(cfg, identity, encode, device, root=root, memo=memo)
 
     # ---------------------------------------------------------------- groups and counters
     def group_dir(self, transform, view=0, aug_seed=0):

@@ -212,7 +212,7 @@ def plain_entries(state, path, what="checkpoint"):
             dropped[str(key)] = _describe(found)
     if dropped:
         kept[DROPPED_KEY] = dropped
-        from .logger import get_logger
+        from ..utils.logging import get_logger
 
         get_logger().info(f'{what} "{path}": read its tensors and plain entries only; not loaded: '
                           + ", ".join(f"{k} ({v})" for k, v in dropped.items()))

@@ -1,11 +1,12 @@
 """Validation of a whole run's config, once, before anything is built.
 
 Order: value choices of shared keys (:func:`croft.config.validate_cfg`, already applied when the
-config is set up), Dassl keys that croft does not honour, ranges of shared keys, then the
-trainer's and the dataset's own ``check_cfg`` hooks. Every error names the key, the value and
-what is allowed.
+config is set up), Dassl keys that croft does not honour, ranges of shared keys, the open-set
+score names, then the trainer's and the dataset's own ``check_cfg`` hooks. Every error names the
+key, the value and what is allowed.
 """
 from ..config import ConfigError
+from ..evaluation.scores import score_names
 
 
 def _at_least(cfg_value, key, minimum, what=""):
@@ -31,6 +32,14 @@ def check_shared_ranges(cfg):
         raise ConfigError(f"invalid value for 'OPTIM.LR': {cfg.OPTIM.LR}; expected > 0")
 
 
+def check_scores(cfg):
+    """``TEST.OOD_SCORES`` names registered scores (:mod:`croft.evaluation.scores`)."""
+    unknown = [s for s in cfg.TEST.OOD_SCORES if s not in score_names()]
+    if unknown:
+        raise ConfigError(f"invalid value for 'TEST.OOD_SCORES': unknown score(s) {unknown}; "
+                          f"expected names from {score_names()}")
+
+
 def check_cfg(cfg):
     """Validate ``cfg`` for a run: raises :class:`~croft.config.ConfigError` naming the key at fault."""
     from .. import trainers  # noqa: F401  (registers the trainers)
@@ -40,6 +49,7 @@ def check_cfg(cfg):
 
     check_unsupported(cfg)
     check_shared_ranges(cfg)
+    check_scores(cfg)
     for registry, name, key in ((TRAINER_REGISTRY, cfg.TRAINER.NAME, "TRAINER.NAME"),
                                 (DATASET_REGISTRY, cfg.DATASET.NAME, "DATASET.NAME")):
         try:

@@ -71,15 +71,16 @@ def trainer_hparams(values):
             if key.startswith("TRAINER.") and key != "TRAINER.NAME"}
 
 
-def weights_identity(pretrained):
-    """An open_clip tag / ``none`` as is; a checkpoint file by the SHA-256 of its content."""
-    from ..data.feature_cache import file_fingerprint
+def weights_value(pretrained):
+    """The fingerprint's ``weights``: :func:`croft.clip.weights.weights_identity` in the spelling that
+    fingerprint version 1 stored (a checkpoint file by the SHA-256 of its content, anything else by
+    ``MODEL.BACKBONE.PRETRAINED`` as written), so that existing runs keep their fingerprints."""
+    from ..clip.weights import weights_identity
 
-    source = str(pretrained).strip()
-    path = os.path.expanduser(source)
-    if source and os.path.isfile(path):
-        return {"file_sha256": file_fingerprint(path)}
-    return {"tag": source or "none"}
+    ident = weights_identity(pretrained)
+    if ident["kind"] == "file":
+        return {"file_sha256": ident["sha256"]}
+    return {"tag": str(pretrained).strip() or "none"}
 
 
 def fingerprint_values(cfg):
@@ -96,7 +97,7 @@ def fingerprint_values(cfg):
     for key in ("DATASET.ROOT", "DATASET.OOD_ROOT"):  # one folder, however it was spelt
         if values.get(key):
             values[key] = os.path.abspath(os.path.expanduser(values[key]))
-    values["weights"] = weights_identity(cfg.MODEL.BACKBONE.PRETRAINED)
+    values["weights"] = weights_value(cfg.MODEL.BACKBONE.PRETRAINED)
     values["fingerprint_version"] = FINGERPRINT_VERSION
     return values
 

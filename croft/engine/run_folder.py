@@ -308,7 +308,7 @@ def claim_run_folder(directory):
     claim = _held[key] = _Claim(directory, fd, record)
     if fd is None and key not in _warned_unlocked:
         _warned_unlocked.add(key)
-        from .logger import get_logger
+        from ..utils.logging import get_logger
 
         get_logger().warning(f"warning: {directory}: the file system offers no file locks, so nothing stops another "
                              "run from using this folder at the same time")

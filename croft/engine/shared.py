@@ -47,7 +47,7 @@ def load_backbone(name, pretrained, device, cache_dir="", allow_torchscript=Fals
     if not _STATE["enabled"]:
         return load_clip(name, pretrained=pretrained, device=device, cache_dir=cache_dir,
                          allow_torchscript=allow_torchscript)
-    from .fingerprint import weights_identity
+    from ..clip.weights import weights_identity
 
     rng_before = hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()
     key = (name, str(weights_identity(pretrained)), str(torch.device(device)), bool(allow_torchscript), rng_before)
@@ -65,7 +65,8 @@ def load_backbone(name, pretrained, device, cache_dir="", allow_torchscript=Fals
 
 
 def feature_memo():
-    """The memo a :class:`~croft.data.feature_cache.FeatureCache` keeps loaded feature sets in."""
+    """The memo to hand a :class:`~croft.data.feature_cache.FeatureCache` for its loaded feature sets:
+    the process-wide LRU when sharing is enabled, else a fresh dict (the run's own)."""
     return _FEATURES if _STATE["enabled"] and _FEATURES is not None else {}
 
 

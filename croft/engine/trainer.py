@@ -79,7 +79,7 @@ from .checkpoint import (BEST_NAME, DROPPED_KEY, LAST_NAME, CheckpointError, epo
                          latest_checkpoint, load_checkpoint, load_last, save_checkpoint, save_last)
 from .fingerprint import make_fingerprint, trainer_hparams
 from .metrics_log import MetricsLog
-from .logger import get_logger
+from ..utils.logging import get_logger
 from .optim import build_lr_scheduler, build_optimizer
 
 TRAINER_REGISTRY = Registry("trainer")

@@ -124,7 +124,7 @@ def compute_detector(trainer, tpr=DEFAULT_TPR):
     Reads the trainer's ``cfg``, ``dataset``, ``dm`` (data manager), ``classnames``, and its inference
     interface (``set_model_mode``, ``inference``) through the evaluator's runner. Writes nothing.
     """
-    from ..engine.logger import get_logger
+    from ..utils.logging import get_logger
     from .evaluator import Evaluator
     from .inference import FINAL
     from .scores import ScoreContext, compute_scores
@@ -208,7 +208,7 @@ def write_detector(trainer, tpr=DEFAULT_TPR):
 
     Called by ``TrainerBase.evaluate_and_write_results`` after the evaluation, before results.json.
     """
-    from ..engine.logger import get_logger
+    from ..utils.logging import get_logger
 
     data = compute_detector(trainer, tpr)
     if data is None:

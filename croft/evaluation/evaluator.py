@@ -10,7 +10,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..engine.logger import get_logger
+from ..utils.logging import get_logger
 from ..results.io import correct_key, id_key, ood_key, shift_key, VAL_ENERGY_KEY
 from .inference import FINAL, InferenceSettings, Outputs, run_inference
 from .protocols import build_protocol

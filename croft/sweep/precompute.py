@@ -112,7 +112,7 @@ def precompute_one(task):
     """Build the trainer of ``task`` (as ``croft.train`` does) in a scratch output folder and touch its views."""
     from ..config import setup_cfg
     from ..engine.checks import check_cfg
-    from ..engine.logger import setup_logger
+    from ..utils.logging import setup_logger
     from ..engine.trainer import build_trainer, set_random_seed
     from ..train import build_parser
 
@@ -154,7 +154,7 @@ def run_payload(payload, emit):
         except Exception as exc:
             result.update(state="failed", message=f"error: {type(exc).__name__}: {exc}".splitlines()[0])
         finally:
-            from ..engine.logger import setup_logger
+            from ..utils.logging import setup_logger
 
             setup_logger()
         result["seconds"] = time.time() - started

@@ -113,7 +113,7 @@ def _log_traceback(out_dir, text):
 
 
 def _reset_logger():
-    from ..engine.logger import setup_logger
+    from ..utils.logging import setup_logger
 
     setup_logger()  # closes the finished run's log file
 

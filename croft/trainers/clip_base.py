@@ -2,15 +2,14 @@
 
 Every method of croft is written as an engine-independent *method class* (a mixin) that uses only
 the engine contract documented in :mod:`croft.engine.trainer` (``ENGINE_CONTRACT``). A registered
-trainer is ``Method + engine base``: ``FrozenCLIPTrainer = FrozenCLIPMethod + TrainerBase`` here,
-and ``Method + croft.dassl_bridge adapter + dassl.engine.TrainerX`` inside Dassl/CoOp.
+trainer is ``Method + engine base``: ``Method + TrainerBase`` on croft's engine, and
+``Method + croft.dassl_bridge adapter + dassl.engine.TrainerX`` inside Dassl/CoOp.
 """
 from ..clip.backbone import feature_dim, logit_scale
 from ..clip.image_encoder import FrozenImageEncoder
 from ..clip.text import text_features
 from ..data.feature_source import CachedSource, EncoderSource
 from ..engine import shared
-from ..engine.trainer import TrainerBase
 
 
 class FrozenCLIPMethod:
@@ -42,7 +41,8 @@ class FrozenCLIPMethod:
         if cfg.CACHE.ENABLED:
             from ..data.feature_cache import FeatureCache
 
-            self.feature_cache = FeatureCache.for_encoder(cfg, self.clip_model, self.image_encoder, self.device)
+            self.feature_cache = FeatureCache.for_encoder(cfg, self.clip_model, self.image_encoder, self.device,
+                                                          memo=shared.feature_memo())
             self.logger.info(f"Feature cache: {self.feature_cache.model_dir}")
 
     def feature_source(self):
@@ -78,7 +78,3 @@ class FrozenCLIPMethod:
         key = {"what": "class_text_features", "classnames": list(self.classnames),
                "template": None if ensemble else template, "ensemble": ensemble}
         return self.feature_cache.cached_tensor("text", key, compute).to(self.device)
-
-
-class FrozenCLIPTrainer(FrozenCLIPMethod, TrainerBase):
-    """:class:`FrozenCLIPMethod` on croft's engine (the base of trainers written before the split)."""

@@ -8,7 +8,7 @@
   ``"<SOT> X X ... X <class name>. <EOT>"`` and splices a learnt (or generated) context into the
   ``X`` slots, with the class name at the end, in the middle or at the front.
 - :class:`PromptMethod` adds the ``PREC`` handling (fp16 / fp32 / amp) and the update step
-  (engine-independent); :class:`PromptTrainer` is it on croft's engine.
+  (engine-independent).
 
 No CLIP weight is registered in these modules: checkpoints hold only what is learnt.
 """
@@ -18,7 +18,6 @@ import torch
 from torch import nn
 from open_clip.transformer import text_global_pool
 
-from ..engine.trainer import TrainerBase
 from .clip_base import FrozenCLIPMethod
 
 PRECISIONS = ("fp16", "fp32", "amp")
@@ -210,7 +209,3 @@ class PromptMethod(FrozenCLIPMethod):
         self.model_zero_grad(names)
         self.backward(loss)
         self.update(names)
-
-
-class PromptTrainer(PromptMethod, TrainerBase):
-    """:class:`PromptMethod` on croft's engine."""

@@ -1,4 +1,4 @@
-"""Logging to the console and ``OUTPUT_DIR/log.txt``.
+"""Logging to the console and ``OUTPUT_DIR/log.txt`` (the ``croft`` logger every layer writes to).
 
 Set up before importing open_clip: its first warning would otherwise configure the root logger.
 """
