@@ -151,7 +151,7 @@ def _read_detector(run_dir):
 
 
 def _checkpoint_folders(run_dir, best_epoch):
-    """Sub-folders holding ``model-best`` or, ``best_epoch`` None, any ``model.pth.tar-<E>``, else that of ``best_epoch``."""
+    """Sub-folders holding ``model-best``, or ``model.pth.tar-<best_epoch>`` (any epoch when ``best_epoch`` is None)."""
     found = []
     for name in sorted(os.listdir(run_dir)):
         sub = os.path.join(run_dir, name)
@@ -1028,8 +1028,8 @@ def _main(args):
     ok = predictions.ok
     if not ok.any():
         first = next(i for i, e in enumerate(predictions.errors) if e is not None)
-        raise PredictError(f"no image could be predicted ({len(predictions)} unreadable; first: {predictions.paths[first]}: "
-                           f"{predictions.errors[first]})", " ".join(args.images),
+        raise PredictError(f"no image could be predicted ({len(predictions)} unreadable; first: "
+                           f"{predictions.paths[first]}: {predictions.errors[first]})", " ".join(args.images),
                            "image files that PIL can open (nothing was written)")
     write_predictions(predictions, args.output)
     summary = f"{len(predictions)} images, {int((~ok).sum())} unreadable"

@@ -343,7 +343,7 @@ def test_cli_bad_run_folders(runs, tmp_path):
 
 
 def subprocess_error(args, code=1):
-    """Run ``python -m croft.predict ARGS``; assert one ``error:`` line, exit ``code``, no traceback; return the line."""
+    """``python -m croft.predict ARGS``: one ``error:`` line, exit ``code``, no traceback; returns the line."""
     env = {k: v for k, v in os.environ.items() if k != "CROFT_TRACEBACK"}
     proc = subprocess.run([sys.executable, "-m", "croft.predict", *map(str, args), "--no-progress"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -442,6 +442,17 @@ def test_files_of_another_run_are_refused(runs, mixed_runs, tmp_path):
     edited_config(run, "DATALOADER.NUM_WORKERS", 3)
     edited_config(run, "DATASET.ROOT", str(tmp_path / "elsewhere"))
     croft.load(run, device="cpu")
+
+
+def test_load_epoch(runs):
+    run = runs("CRoFT")
+    paths = [item.impath for item in run.trainer.dataset.test[:4]]
+    by_epoch = croft.load(run.moved, device="cpu", load_epoch=1)   # the run's only epoch, also its best
+    assert by_epoch.checkpoint == "model.pth.tar-1"
+    best = croft.load(run.moved, device="cpu")
+    np.testing.assert_array_equal(by_epoch.predict(paths).logits, best.predict(paths).logits)
+    with pytest.raises(PredictError, match=r"not found, .*model.pth.tar-7, model.pth.tar-7 \(load_epoch 7\)"):
+        croft.load(run.moved, device="cpu", load_epoch=7)
 
 
 def test_cli_files_of_another_run(runs, mixed_runs):
