@@ -28,6 +28,12 @@ Imported only on request (nothing else in croft imports it). Importing it runs :
   the bridge is installed.
 - **Logging.** Importing Dassl runs ``logging.disable(logging.WARNING)`` (its wilds module), which
   silences every logger of the process; :func:`install` re-enables logging.
+- **Errors.** What croft-train reports in one ``error:`` line is one line here too (:func:`_one_line`):
+  croft's own errors, an unknown config key or wrong type, and a trainer name Dassl's registry lacks.
+  ``croft-dassl`` exits with 2 (config) or 1; under the import line, :func:`install`'s
+  ``sys.excepthook`` prints the line (Python's exit status 1). Other errors keep their traceback.
+  ``croft-dassl --help`` and ``croft-dassl flatten`` (``_BASE_``-free copies of croft's YAMLs,
+  :mod:`croft.config.flat_copy`) need no Dassl: the launcher installs the bridge only to run a script.
 
 :class:`DasslAdapter` makes Dassl's ``TrainerX`` keep croft's engine contract
 (``croft.engine.trainer.ENGINE_CONTRACT``): Dassl's own loop (``build_trainer(cfg).train()``)

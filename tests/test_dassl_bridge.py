@@ -626,3 +626,18 @@ def test_bridge_import_line_gives_one_line_and_keeps_other_tracebacks(bridge, sy
         proc = run_cli(args, tmp_path)
         assert proc.returncode == 1 and "Traceback" in proc.stderr, proc.stderr
         assert proc.stderr.strip().splitlines()[-1] == "ValueError: not croft: a bug elsewhere"
+
+
+def test_launcher_with_a_dassl_dependency_missing(bridge, tmp_path):
+    """Dassl is there but an import-time dependency of it is not: one line naming it and what to install."""
+    blocker = tmp_path / "no_gdown"
+    (blocker / "gdown").mkdir(parents=True)
+    (blocker / "gdown" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'gdown'\", name='gdown')\n")
+    env = subprocess_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker), env["PYTHONPATH"]])
+    script = tmp_path / "train.py"
+    script.write_text("raise SystemExit('the script ran without gdown')\n")
+    proc = run_cli(["-m", "croft.dassl_bridge", script], tmp_path, env)
+    one_error_line(proc, 1, "Dassl is there but one of its import-time dependencies is not",
+                   "No module named 'gdown'", "requirements-dassl.txt")
