@@ -769,7 +769,8 @@ def _flatten_main(argv):
     parser.add_argument("config", help="a croft YAML config file (with or without _BASE_)")
     parser.add_argument("-o", "--output", default="", help="the file to write (default: standard output)")
     args = parser.parse_args(argv)
-    if args.output and os.path.exists(args.output) and os.path.samefile(args.output, args.config):
+    if (args.output and os.path.exists(args.output) and os.path.exists(args.config)
+            and os.path.samefile(args.output, args.config)):
         print(f"error: -o {args.output} is the config being flattened; expected another file", file=sys.stderr)
         return 2
     try:
