@@ -159,6 +159,14 @@ def _described(results):
             ("held out", f"held out {held}" if held else ""), ("seed", f"seed {results.get('seed', '?')}")]
 
 
+def _identity_entry(results):
+    """``(trainer, fingerprint_values or None, hparams)`` for :func:`~croft.results.collect.run_identities`."""
+    values = results.get("fingerprint_values")
+    hparams = results.get("hparams") if isinstance(results.get("hparams"), dict) else {}
+    return (results.get("trainer"), values if isinstance(values, dict) else None,
+            {f"hparams.{k}": v for k, v in hparams.items()})
+
+
 def run_titles(run_dirs):
     """``(common, [title per run])``: what the runs share, and what tells each one apart.
 
@@ -172,11 +180,9 @@ def run_titles(run_dirs):
     infos = [_read_results(d) for d in run_dirs]
     known = [r for r in infos if r is not None]
     described = [_described(r) for r in known]
-    common = [text for i, (field, text) in enumerate(described[0]) if text
+    common = [text for i, (_, text) in enumerate(described[0]) if text
               and all(d[i][1] == text for d in described)] if len(described) > 1 else []
-    identities = run_identities([(r.get("trainer"), r.get("fingerprint_values") if isinstance(
-        r.get("fingerprint_values"), dict) else None, {f"hparams.{k}": v for k, v in (r.get("hparams") or {}).items()})
-        for r in known])
+    identities = run_identities([_identity_entry(r) for r in known])
     by_trainer = {}
     for r, identity in zip(known, identities):
         by_trainer.setdefault(r.get("trainer"), []).append(identity)
