@@ -1,21 +1,18 @@
-"""Trainers. Importing this package registers every trainer.
+"""Trainers. Importing this package imports every module in it, which registers every method.
 
-Each module holds an engine-independent method class (``CRoFTMethod``, ...) and the registered
-croft trainer ``Method + TrainerBase``; :data:`METHODS` maps each registered name to its method
-class (``croft.dassl_bridge`` builds Dassl trainers from them).
+Each method module holds an engine-independent method class (``CRoFTMethod``, ...) decorated with
+:func:`~croft.engine.registration.register_method`, which generates the croft trainer
+``Method + TrainerBase`` and lists the method for ``croft.dassl_bridge``. A new method is one new
+module here: nothing lists it. :data:`METHODS` maps each registered name to its method class.
 """
-from . import clip_adapter, cocoop, coop, dplclip, tip_adapter  # noqa: F401  (baselines, docs/method.md §6)
-from . import bcal, croft, vlad, zsclip  # noqa: F401
+import importlib
+import pkgutil
 
-#: Registered trainer name -> its engine-independent method class.
-METHODS = {
-    "CRoFT": croft.CRoFTMethod,
-    "ZeroshotCLIP": zsclip.ZeroshotCLIPMethod,
-    "CoOp": coop.CoOpMethod,
-    "CoCoOp": cocoop.CoCoOpMethod,
-    "CLIP_Adapter": clip_adapter.CLIPAdapterMethod,
-    "TIP_ADAPTER": tip_adapter.TipAdapterMethod,
-    "DPLCLIP": dplclip.DPLCLIPMethod,
-    "BCAL": bcal.BCALMethod,
-    "VLAD": vlad.VLADMethod,
-}
+from ..engine.registration import method_classes
+
+for _module in sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")):
+    importlib.import_module(f"{__name__}.{_module}")
+
+#: Registered trainer name -> its engine-independent method class (the methods of croft/trainers/;
+#: :func:`croft.engine.registration.method_classes` also lists those registered elsewhere later).
+METHODS = method_classes()

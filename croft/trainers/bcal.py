@@ -19,7 +19,7 @@ import random
 import torch
 
 from ..clip.feature_math import l2norm
-from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
+from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .bcal_objective import BCALHyper, VariationalContext, bcal_batch_update
 from .prompt_learner import POSITIONS, PRECISIONS, ClassPrompts, PromptMethod
@@ -57,6 +57,7 @@ def domain_names(dataset):
     return names
 
 
+@register_method("BCAL")
 class BCALMethod(PromptMethod):
     """Bayes-CAL, engine-independent."""
 
@@ -145,8 +146,3 @@ class BCALMethod(PromptMethod):
         img = l2norm(features.float())
         text = self.eval_text_features()
         return InferenceOutput(self.logit_scale * img @ text.t(), img, text)
-
-
-@TRAINER_REGISTRY.register("BCAL")
-class BCAL(BCALMethod, TrainerBase):
-    """Bayes-CAL on croft's engine."""

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip.feature_math import normalize
-from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
+from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .clip_base import FrozenCLIPMethod
 from .zsclip import check_prompts
@@ -33,6 +33,7 @@ class BottleneckAdapter(nn.Module):
         return self.fc(x)
 
 
+@register_method("CLIP_Adapter")
 class CLIPAdapterMethod(FrozenCLIPMethod):
     """CLIP-Adapter, engine-independent."""
 
@@ -77,8 +78,3 @@ class CLIPAdapterMethod(FrozenCLIPMethod):
     def inference(self, features, settings=TRAINING):
         img = self.adapted_features(features)
         return InferenceOutput(self.logit_scale * img @ self.text.t(), img, self.text)
-
-
-@TRAINER_REGISTRY.register("CLIP_Adapter")
-class CLIPAdapter(CLIPAdapterMethod, TrainerBase):
-    """CLIP-Adapter on croft's engine."""

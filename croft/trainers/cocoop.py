@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip.feature_math import normalize
-from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
+from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .prompt_learner import ClassPrompts, PromptMethod
 
@@ -42,6 +42,7 @@ class CoCoOpPromptLearner(nn.Module):
         return self.prompts.assemble(ctx.unsqueeze(1).expand(-1, n_cls, -1, -1))
 
 
+@register_method("CoCoOp", dassl_name="CroftCoCoOp")
 class CoCoOpMethod(PromptMethod):
     """CoCoOp, engine-independent."""
 
@@ -102,8 +103,3 @@ class CoCoOpMethod(PromptMethod):
         learner = self.prompt_learner
         text = normalize(self.encode_prompts(learner(), learner.prompts.tokens))
         return InferenceOutput(logits, img, text)
-
-
-@TRAINER_REGISTRY.register("CoCoOp")
-class CoCoOp(CoCoOpMethod, TrainerBase):
-    """CoCoOp on croft's engine."""

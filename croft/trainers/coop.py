@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..clip.feature_math import normalize
-from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
+from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .prompt_learner import ClassPrompts, PromptMethod
 
@@ -34,6 +34,7 @@ class CoOpPromptLearner(nn.Module):
         return self.prompts.assemble(ctx)
 
 
+@register_method("CoOp", dassl_name="CroftCoOp")
 class CoOpMethod(PromptMethod):
     """CoOp, engine-independent."""
 
@@ -83,8 +84,3 @@ class CoOpMethod(PromptMethod):
         img = normalize(features.float())
         text = self.eval_text_features()
         return InferenceOutput(self.logit_scale * img @ text.t(), img, text)
-
-
-@TRAINER_REGISTRY.register("CoOp")
-class CoOp(CoOpMethod, TrainerBase):
-    """CoOp on croft's engine."""

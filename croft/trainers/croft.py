@@ -10,12 +10,13 @@ Objective, in five lines (the rest is in docs/method.md §1.3–§4.2):
 """
 import torch
 
-from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
+from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .clip_base import FrozenCLIPMethod
 from .croft_objective import Adapter, CRoFTHyper, OODImgGen, croft_batch_update, croft_forward
 
 
+@register_method("CRoFT")
 class CRoFTMethod(FrozenCLIPMethod):
     """CRoFT's model, training step and inference, on any engine that keeps the engine contract."""
 
@@ -75,8 +76,3 @@ class CRoFTMethod(FrozenCLIPMethod):
         out = croft_forward(features, self.text_raw, self.adapter, self.logit_scale,
                             ratio, ratio_text)
         return InferenceOutput(out.logits, out.img, out.txt)
-
-
-@TRAINER_REGISTRY.register("CRoFT")
-class CRoFT(CRoFTMethod, TrainerBase):
-    """CRoFT on croft's engine."""

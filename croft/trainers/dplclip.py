@@ -13,15 +13,16 @@ features built from *its own* domain's prompt: ``logits_i = s * cos(x_i, t_{d(i)
 
 **Test time** (unknown domain): as in DPL, the context is the mean of the generated tokens over
 the evaluation batch, so predictions depend on which images share a batch
-(``DATALOADER.TEST.BATCH_SIZE``). ``InferenceOutput.text_features`` are that batch's C x D
-features.
+(``DATALOADER.TEST.BATCH_SIZE``). ``InferenceOutput.text_features`` are per sample (N x C x D):
+each sample's are its batch's C x D features, so the MCM score of every sample uses the text
+features its logits used (docs/differences.md, "DPLCLIP's MCM").
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..clip.feature_math import normalize
-from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
+from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .prompt_learner import ClassPrompts, PromptMethod
 
@@ -46,6 +47,7 @@ class DomainPromptMLP(nn.Module):
         return self.layers[-1](x)
 
 
+@register_method("DPLCLIP")
 class DPLCLIPMethod(PromptMethod):
     """DPLCLIP, engine-independent."""
 
@@ -97,9 +99,4 @@ class DPLCLIPMethod(PromptMethod):
         ctx = self.mlp(raw).view(len(raw), *self.ctx_shape).mean(dim=0, keepdim=True)
         text = self.domain_text_features(ctx)[0]
         img = normalize(raw)
-        return InferenceOutput(self.logit_scale * img @ text.t(), img, text)
-
-
-@TRAINER_REGISTRY.register("DPLCLIP")
-class DPLCLIP(DPLCLIPMethod, TrainerBase):
-    """DPLCLIP on croft's engine."""
+        return InferenceOutput(self.logit_scale * img @ text.t(), img, text.expand(len(raw), -1, -1))

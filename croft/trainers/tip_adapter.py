@@ -39,7 +39,7 @@ from torch import nn
 
 from ..clip.feature_math import normalize
 from ..data.feature_cache import model_identity
-from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
+from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from ..utils.atomic import atomic_write
 from .clip_base import FrozenCLIPMethod
@@ -101,6 +101,7 @@ class _PreservedRNG:
         return False
 
 
+@register_method("TIP_ADAPTER")
 class TipAdapterMethod(FrozenCLIPMethod):
     """Tip-Adapter-F, engine-independent."""
 
@@ -255,8 +256,3 @@ class TipAdapterMethod(FrozenCLIPMethod):
     def inference(self, features, settings=TRAINING):
         logits, img = self.tip_logits(features)
         return InferenceOutput(logits, img, self.text)
-
-
-@TRAINER_REGISTRY.register("TIP_ADAPTER")
-class TipAdapter(TipAdapterMethod, TrainerBase):
-    """Tip-Adapter-F on croft's engine."""

@@ -12,13 +12,14 @@ features and the text features, like every method. Checkpoint: ``clip_adapter/``
 """
 import torch
 
-from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
+from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .clip_base import FrozenCLIPMethod
 from .vlad_objective import NEIGHBOUR_RULES, VLADAdapter, VLADHyper, vlad_forward, vlad_loss
 from .zsclip import check_prompts
 
 
+@register_method("VLAD")
 class VLADMethod(FrozenCLIPMethod):
     """VLAD, engine-independent."""
 
@@ -65,8 +66,3 @@ class VLADMethod(FrozenCLIPMethod):
     def inference(self, features, settings=TRAINING):
         out = self.forward(features)
         return InferenceOutput(out.logits, out.img, out.txt)
-
-
-@TRAINER_REGISTRY.register("VLAD")
-class VLAD(VLADMethod, TrainerBase):
-    """VLAD on croft's engine."""

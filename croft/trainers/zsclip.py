@@ -7,7 +7,7 @@ ImageNet46 included, so ``configs/datasets/imagenet46.yaml`` sets ``"template"``
 its ensemble there (docs/differences.md, "Prompts per method").
 """
 from ..clip.feature_math import l2norm
-from ..engine.trainer import TRAINER_REGISTRY, TrainerBase
+from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .clip_base import FrozenCLIPMethod
 
@@ -21,6 +21,7 @@ def check_prompts(value, key):
         raise ValueError(f"invalid value for '{key}': {value!r}; expected one of {list(PROMPT_CHOICES)}")
 
 
+@register_method("ZeroshotCLIP", dassl_name="CroftZeroshotCLIP")
 class ZeroshotCLIPMethod(FrozenCLIPMethod):
     """Zero-shot CLIP, engine-independent (nothing to train)."""
 
@@ -38,8 +39,3 @@ class ZeroshotCLIPMethod(FrozenCLIPMethod):
     def inference(self, features, settings=TRAINING):
         img = l2norm(features)
         return InferenceOutput(self.logit_scale * img @ self.text.t(), img, self.text)
-
-
-@TRAINER_REGISTRY.register("ZeroshotCLIP")
-class ZeroshotCLIP(ZeroshotCLIPMethod, TrainerBase):
-    """Zero-shot CLIP on croft's engine."""
