@@ -207,17 +207,19 @@ def load_run_config(run_dir):
 
 
 def explicit_run_config(run_dir, config=None, dataset_config=None, root=None, opts=None):
-    """The settings of a folder without config.yaml, merged as croft-train merges them (defaults, dataset
-    YAML, trainer YAML, ``root``, ``opts`` = ``KEY VALUE`` overrides) and checked as croft-train checks
-    them (:class:`~croft.config.ConfigError`, naming the key); ``OUTPUT_DIR`` = ``run_dir``, no feature
-    cache. Frozen."""
+    """The settings of a folder without config.yaml, found, merged and checked as croft-train does
+    (``configs/...`` paths as :func:`croft.config.locate.locate_config` finds them; defaults, dataset
+    YAML, trainer YAML, ``root``, ``opts`` = ``KEY VALUE`` overrides; :class:`~croft.config.ConfigError`
+    naming the key); ``OUTPUT_DIR`` = ``run_dir``, no feature cache. Frozen."""
     from argparse import Namespace
 
     from .config import setup_cfg
+    from .config.locate import locate_config
     from .engine.checks import check_cfg
 
-    args = Namespace(config_file=os.fspath(config) if config else "",
-                     dataset_config_file=os.fspath(dataset_config) if dataset_config else "",
+    args = Namespace(config_file=locate_config(os.fspath(config) if config else ""),
+                     dataset_config_file=locate_config(os.fspath(dataset_config) if dataset_config else "",
+                                                       "--dataset-config-file"),
                      root=os.fspath(root) if root else "", output_dir="", resume="", seed=None, source_domains=None,
                      target_domains=None, transforms=None, trainer="", backbone="", head="",
                      opts=[str(o) for o in (opts or [])])

@@ -502,12 +502,14 @@ def original_run(runs, tmp_path_factory):
     return write_original_format(runs("CRoFT").out, tmp_path_factory.mktemp("original") / "run")
 
 
-def test_original_format_folder_with_explicit_settings(runs, original_run, synthetic_root):
+def test_original_format_folder_with_explicit_settings(runs, original_run, synthetic_root, tmp_path, monkeypatch):
     run = runs("CRoFT")
     with pytest.raises(PredictError, match="no config.yaml.*--config-file, --dataset-config-file"):
         croft.load(original_run)
     settings = original_settings("CRoFT", synthetic_root)
-    predictor = croft.load(original_run, device="cpu", **settings)
+    monkeypatch.chdir(tmp_path)  # configs/... from another folder: found as croft-train finds it
+    predictor = croft.load(original_run, device="cpu", **dict(settings,
+                                                                config=os.path.relpath(settings["config"], REPO)))
     reference = croft.load(run.moved, device="cpu")
     assert predictor.classnames == reference.classnames
     paths = [item.impath for item in run.trainer.dataset.test]
