@@ -161,8 +161,9 @@ def load_ood_set(name, root, id_dataset_name, per_class, protocol="standard", rn
     set_dir = os.path.join(root, spec.folder)
     if not os.path.isdir(set_dir):
         raise FileNotFoundError(
-            f"open-set dataset {spec.name} not found: {set_dir} (expected {set_dir}/{spec.image_dir}/<class>/<image> "
-            f"and {set_dir}/{spec.split_file}); see datasets/README.md"
+            f"open-set dataset {spec.name} not found: {set_dir} (expected {set_dir}/{spec.image_dir}/"
+            f"{'<image>' if spec.name == 'Flowers102' else '<class>/<image>'} and {set_dir}/{spec.split_file}); "
+            "see datasets/README.md"
         )
     image_dir = os.path.join(set_dir, spec.image_dir)
     split_path = os.path.join(set_dir, spec.split_file)
