@@ -254,6 +254,24 @@ def test_other_baselines_and_no_fit_with_one_baseline_point(tmp_path):
         robustness_data([root], baselines=["CoOp"])
 
 
+def test_a_missing_run_does_not_reweight_the_held_out_domains(tmp_path):
+    root = write_pacs(str(tmp_path / "out"), alphas=(), zs_backbones=["RN50"])
+    os.remove(os.path.join(root, "CRoFT", "lambda2_0", "sketch", "seed2", "results.json"))
+    for seed in SEEDS:
+        os.remove(os.path.join(root, "CRoFT", "lambda2_10", "sketch", f"seed{seed}", "results.json"))
+    warnings = []
+    points = by_label(robustness_data([root], warnings=warnings).panels[0])
+    p = points["CRoFT λ2=0"]
+    art = [croft_acc(1, s, "art_painting") for s in SEEDS]
+    sketch = croft_acc(1, 1, "sketch")
+    assert (p.x, p.y) == pytest.approx(((statistics.mean(a[0] for a in art) + sketch[0]) / 2,
+                                        (statistics.mean(a[1] for a in art) + sketch[1]) / 2), abs=1e-9)
+    assert p.n_runs == 3 and p.units == DOMAINS
+    assert points["CRoFT λ2=10"].units == ["art_painting"]
+    assert any(w.startswith("CRoFT λ2=10: held-out domain(s) art_painting only (others: art_painting, sketch)")
+               for w in warnings), warnings
+
+
 def setup1_results(trainer, seed, test, variants, values, fingerprint):
     return {
         "schema_version": 2, "setup": "setup1", "trainer": trainer, "dataset": "ImageNet46", "backbone": "ViT-B/16",
@@ -325,6 +343,8 @@ def test_bad_runs_are_skipped_with_a_line_naming_the_file_and_key(tmp_path):
     bad_alpha = setup2_results("FT", 1, "sketch", 60.0, 50.0, dict(recorded("FT", 1, "sketch"),
                                                                      **{"TRAINER.FT.WISE_ALPHA": 1.5}), "b")
     write_results_json(str(root / "bad_alpha"), bad_alpha)
+    write_results_json(str(root / "bad_alpha" / "wise-1"), bad_alpha)
+    write_stage(str(root / "bad_alpha" / "wise-1"), {"stage": "wise", "stage_of": "..", "use": ["closed_set"]})
     (root / "broken").mkdir()
     (root / "broken" / "results.json").write_text("{")
     warnings = []
@@ -332,8 +352,8 @@ def test_bad_runs_are_skipped_with_a_line_naming_the_file_and_key(tmp_path):
     assert [p.label for p in data.panels[0].points] == ["ZeroshotCLIP"]
     text = "\n".join(warnings)
     assert f"{root / 'no_val' / 'results.json'}: closed_set.val_accuracy = None; expected an accuracy in %" in text
-    assert (f"{root / 'bad_alpha' / 'results.json'}: fingerprint_values.TRAINER.FT.WISE_ALPHA = 1.5; "
-            "expected a number in [0, 1]") in text
+    for path in (root / "bad_alpha" / "results.json", root / "bad_alpha" / "wise-1" / "results.json"):
+        assert f"{path}: fingerprint_values.TRAINER.FT.WISE_ALPHA = 1.5; expected a number in [0, 1]" in text
     assert f"{root / 'broken' / 'results.json'}: invalid JSON" in text
 
 
@@ -378,17 +398,21 @@ def tool_main():
     return module.main
 
 
-@pytest.mark.parametrize("case", ["empty", "missing", "mixed", "baseline", "suffix"])
+@pytest.mark.parametrize("case", ["empty", "missing", "mixed", "datasets", "baseline", "suffix"])
 def test_cli_errors(case, pacs, tmp_path, tool_main, capsys):
     (tmp_path / "empty" / "run").mkdir(parents=True)
     setup1 = tmp_path / "in46"
     values = recorded("ZeroshotCLIP", 1, "", dataset="ImageNet46")
     write_results_json(str(setup1), setup1_results("ZeroshotCLIP", 1, 60.0, [40.0] * 4, values, "i"))
+    vlcs = tmp_path / "vlcs"
+    values = recorded("ZeroshotCLIP", 1, "sun", {"DATASET.NAME": "VLCS"})
+    write_results_json(str(vlcs), dict(setup2_results("ZeroshotCLIP", 1, "sun", 70.0, 60.0, values, "v"), dataset="VLCS"))
     argv, status, message = {
         "empty": ([tmp_path / "empty"], 1, f"error: no results.json under {tmp_path / 'empty'} "
                                            "(expected finished run folders, or a folder above them)"),
         "missing": ([tmp_path / "nope"], 1, f"error: {tmp_path / 'nope'}: no such run folder"),
         "mixed": ([pacs, setup1], 1, f"error: runs of mixed setups: setup2 (PACS, e.g. {pacs}"),
+        "datasets": ([pacs, vlcs], 1, f"error: runs of several datasets: PACS (e.g. {pacs}"),
         "baseline": ([pacs, "--baseline", "CoOp,ZeroshotCLIP"], 2, "error: --baseline: no runs of trainer CoOp"),
         "suffix": ([pacs, "--output", tmp_path / "x.jpg"], 2, f"error: --output {tmp_path / 'x.jpg'}: expected a "
                                                               "file name ending in .png, .pdf, .svg"),
@@ -400,4 +424,6 @@ def test_cli_errors(case, pacs, tmp_path, tool_main, capsys):
     assert "Traceback" not in err
     if case == "mixed":
         assert f"setup1 (ImageNet46, e.g. {setup1 / 'results.json'})" in errors[0]
+    if case == "datasets":
+        assert errors[0].endswith(f"VLCS (e.g. {vlcs / 'results.json'}); plot one dataset at a time")
     assert not list(tmp_path.glob("*.png"))

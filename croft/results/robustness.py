@@ -177,6 +177,13 @@ def _read_stage(folder, warnings):
     return stage if isinstance(stage, dict) else None
 
 
+def _records_alpha(results, path):
+    try:
+        return wise_alpha(results, path) is not None
+    except RobustnessError:  # read_runs skips it with this message
+        return True
+
+
 def _apply_stages(loaded, warnings):
     """Evaluation stages (docs/sweeps.md §4) as the results table takes them: a stage's own results are no
     point (WiSE-FT α stages aside); a stage that provides ``closed_set`` replaces its training run's."""
@@ -202,7 +209,7 @@ def _apply_stages(loaded, warnings):
         parent = None
         if stage and stage.get("stage_of") is not None:
             parent = os.path.normpath(os.path.join(folder, str(stage["stage_of"])))
-        if parent is not None and wise_alpha(results, path) is None:
+        if parent is not None and not _records_alpha(results, path):
             if parent not in by_folder:
                 warnings.append(f"{path}: evaluation stage {stage.get('stage')} of {parent} (stage.json): its "
                                 "closed-set accuracy is its training run's; give that run's folder")
