@@ -4,6 +4,7 @@
     python tools/collect_results.py OUTPUT_ROOT [--format md|csv|latex] [--select val]
                                     [--scores energy[,mcm,...]|all] [--ood-metrics auroc,fpr95]
                                     [--wide] [--output FILE]
+    python tools/collect_results.py OUTPUT_ROOT --table fewshot|base2new [--format md|csv|latex] [--output FILE]
 
 Reads every ``results.json`` under OUTPUT_ROOT (never log text); see
 ``croft/results/collect.py`` for the aggregation rules. The default table is compact: the
@@ -21,6 +22,9 @@ Evaluation stages of ``croft-sweep`` (a ``stage.json`` next to the results, docs
 combined with their training runs: e.g. the Setup-II table takes closed-set accuracy from the
 training runs and the open-set metrics from the ``eval_ood`` stage, as its footer says. A
 missing OUTPUT_ROOT or an unwritable --output ends with one ``error: ...`` line and exit status 1.
+``--table fewshot`` prints CoOp's few-shot table (a column per dataset and Average, a row per method and shot
+count) and ``--table base2new`` CoCoOp's base-to-new table (Base, New, H per dataset and on average) of the runs
+of CoOp's 11 datasets (croft/results/fewshot_tables.py; docs/benchmark.md, "The third benchmark").
 """
 import argparse
 import os
@@ -33,6 +37,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from croft.results.collect import (ALL_METRICS, DEFAULT_OOD_METRICS, DEFAULT_SCORES, FORMATS,  # noqa: E402
                                    available_scores, collect, format_notes, format_table, notes_lines)
+from croft.results.fewshot_tables import TABLES  # noqa: E402
 from croft.results.io import write_text_atomic  # noqa: E402
 
 
@@ -63,7 +68,14 @@ def main(argv=None):
                              "hyper-parameters spelled out in each row, no best marks")
     parser.add_argument("--output", default=None, help="write the table to FILE instead of stdout (csv: its notes "
                                                        "to FILE's name with .notes.csv)")
+    parser.add_argument("--table", default="results", choices=("results",) + TABLES,
+                        help="results (default): the table above; fewshot: CoOp's few-shot table; base2new: "
+                             "CoCoOp's base-to-new table (docs/benchmark.md)")
     args = parser.parse_args(argv)
+    if args.table != "results":
+        if args.select or args.scores is not None or args.wide or args.ood_metrics is not None:
+            parser.error(f"--table {args.table} takes --format and --output only")
+        return fewshot_main(args)
 
     if not os.path.isdir(args.root):
         return _error(f"OUTPUT_ROOT {args.root} is not a folder"
@@ -112,6 +124,38 @@ def main(argv=None):
         if notes is not None:
             for line in notes_lines(rows, scores=scores, wide=args.wide, ood_metrics=ood_metrics):
                 print(line, file=sys.stderr)
+    return 0
+
+
+def fewshot_main(args):
+    """``--table fewshot|base2new``: the table, its notes in it (csv: warnings on stderr)."""
+    import croft.trainers  # noqa: F401  (registers every trainer: which ones train nothing)
+    from croft.engine.trainer import TRAINER_REGISTRY
+    from croft.results.fewshot_tables import base2new_table, fewshot_table, format_base2new, format_fewshot
+
+    if not os.path.isdir(args.root):
+        return _error(f"OUTPUT_ROOT {args.root} is not a folder"
+                      + (" (it does not exist)" if not os.path.exists(args.root) else ""))
+    if args.table == "fewshot":
+        zero_shot = [n for n in TRAINER_REGISTRY.names() if not TRAINER_REGISTRY.get(n).trains]
+        table = fewshot_table(args.root, zero_shot=zero_shot)
+        text = format_fewshot(table, args.format)
+    else:
+        table = base2new_table(args.root)
+        text = format_base2new(table, args.format)
+    if args.format == "csv":
+        for path, reason in table.skipped:
+            print(f"skipped {path}: {reason}", file=sys.stderr)
+        for line in table.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+    if args.output:
+        try:
+            write_text_atomic(args.output, text)
+        except OSError as e:
+            return _error(f"cannot write {args.output}: {e}")
+        print(f"wrote {args.output} ({len(table.rows)} rows)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

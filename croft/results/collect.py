@@ -387,8 +387,12 @@ def combine_stages(runs, stage_files, warnings):
         for name, info in stage["stages"].items():
             if not isinstance(info, dict):
                 continue
-            sections = [u for u in (info.get("use") or ["open_set"]) if u in STAGE_SECTIONS]
+            use = info.get("use")
+            sections = [u for u in (["open_set"] if use is None else use) if u in STAGE_SECTIONS]
             stage_folder = os.path.normpath(os.path.join(folder, str(info.get("folder", ""))))
+            if not sections:  # "use: []": read by a table of its own (base-to-new, croft/results/fewshot_tables.py)
+                used.add(stage_folder)
+                continue
             text = _overrides_text(info.get("overrides") or stage_files.get(stage_folder, {}).get("overrides"))
             run.stage_plan.extend((section, str(name), text) for section in sections)
             stage_run = stage_runs.get(stage_folder)

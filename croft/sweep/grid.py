@@ -5,7 +5,8 @@ A grid file (``configs/sweeps/*.yaml``)::
     _BASE_: base/setup2_pacs.yaml        # optional: inherit another grid (mappings merged, the rest replaced)
     name: croft_setup2_pacs              # default: the file name without .yaml
     trainer: CRoFT                       # TRAINER.NAME
-    dataset_config: PACS                 # configs/datasets/PACS.yaml, or a path (relative to this file)
+    dataset_config: PACS                 # configs/datasets/PACS.yaml, or a path (relative to this file);
+                                         #   a list of them is one more axis, ``dataset`` (outermost)
     trainer_configs: [rn50_ep30_pacs, ViT_ep30_pacs]   # configs/trainers/<trainer>/<name>.yaml, or paths
     domains: dataset                     # held-out domains: 'dataset' (its known domains) or a list;
                                          #   each becomes TEST_ENV test_on_<domain>.json
@@ -18,6 +19,8 @@ A grid file (``configs/sweeps/*.yaml``)::
       - {DATASET.NUM_SHOTS: [1, 16, 32], TRAINER.CRoFT.gen_step: [10, 1, 1]}
     per_config:                          # overrides of one trainer config
       rn50_ep30_pacs: {TRAINER.CRoFT.gen_step: 0}
+    per_dataset:                         # overrides of one dataset config; on an axis key they replace
+      imagenet: {OPTIM.MAX_EPOCH: 50}    #   that axis' value for the dataset's runs (as --set does)
     stages:                              # eval-only stages from each trained model
       - name: eval_ood
         overrides: {TRAINER.CRoFT.EVAL_RATIO: 0.5, TRAINER.CRoFT.EVAL_RATIO_TEXT: 0.0}
@@ -44,7 +47,7 @@ TRAINERS_DIR = os.path.join(configs_dir(), "trainers")
 
 BASE_KEY = "_BASE_"
 TOP_KEYS = ("name", "trainer", "dataset_config", "trainer_configs", "domains", "fixed", "axes", "zip",
-            "per_config", "stages", "labels", "slurm", "description")
+            "per_config", "per_dataset", "stages", "labels", "slurm", "description")
 STAGE_KEYS = ("name", "overrides", "use")
 STAGE_SECTIONS = ("open_set", "closed_set")
 SLURM_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism",
@@ -52,8 +55,9 @@ SLURM_KEYS = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_
 TRAIN_STAGE = "train"
 
 #: Axis names with a meaning of their own: ``seed`` (``--seed``), ``config`` (the trainer config),
-#: ``TEST_ENV`` (the held-out domain; ``domain`` is accepted in filters).
-SEED, CONFIG, TEST_ENV = "seed", "config", "TEST_ENV"
+#: ``TEST_ENV`` (the held-out domain; ``domain`` is accepted in filters), ``dataset`` (the dataset config of a
+#: grid that lists several).
+SEED, CONFIG, TEST_ENV, DATASET = "seed", "config", "TEST_ENV", "dataset"
 #: Default folder-name labels (else the last dotted part of the key).
 DEFAULT_LABELS = {"DATASET.NUM_SHOTS": "shots", "SEED": "seed"}
 
@@ -159,11 +163,21 @@ class Grid:
         self.trainer = tree.get("trainer")
         if not isinstance(self.trainer, str) or not self.trainer:
             raise GridError(f"{where}: 'trainer' must name a trainer (e.g. CRoFT, CoOp), got {self.trainer!r}")
-        dataset = tree.get("dataset_config")
-        if not isinstance(dataset, str) or not dataset:
-            raise GridError(f"{where}: 'dataset_config' must name a dataset config (e.g. PACS), got {dataset!r}")
-        self.dataset_config = self._config_path(dataset, DATASETS_DIR, "dataset_config")
-        self.dataset_label = os.path.splitext(os.path.basename(self.dataset_config))[0]
+        datasets = tree.get("dataset_config")
+        if isinstance(datasets, str):
+            datasets = [datasets]
+        if not isinstance(datasets, list) or not datasets or not all(isinstance(d, str) and d for d in datasets):
+            raise GridError(f"{where}: 'dataset_config' must name a dataset config (e.g. PACS) or list several, "
+                            f"got {tree.get('dataset_config')!r}")
+        #: label (the file name without .yaml, the run folders' second part) -> path
+        self.dataset_configs = OrderedDict()
+        for value in datasets:
+            path = self._config_path(value, DATASETS_DIR, "dataset_config")
+            label = os.path.splitext(os.path.basename(path))[0]
+            if label in self.dataset_configs:
+                raise GridError(f"{where}: dataset_config lists {label} twice")
+            self.dataset_configs[label] = path
+        self.dataset_label, self.dataset_config = next(iter(self.dataset_configs.items()))
         configs = tree.get("trainer_configs")
         if isinstance(configs, str):
             configs = [configs]
@@ -181,6 +195,15 @@ class Grid:
                 raise GridError(f"{where}: per_config names '{name}', which is not one of trainer_configs "
                                 f"{list(self.trainer_configs)}")
             self.per_config[name] = self._mapping(overrides, f"per_config.{name}")
+        self.per_dataset = OrderedDict()
+        for name, overrides in self._mapping(tree.get("per_dataset"), "per_dataset").items():
+            if name not in self.dataset_configs:
+                raise GridError(f"{where}: per_dataset names '{name}', which is not one of dataset_config "
+                                f"{list(self.dataset_configs)}")
+            self.per_dataset[name] = self._mapping(overrides, f"per_dataset.{name}")
+            if SEED in self.per_dataset[name]:
+                raise GridError(f"{where}: per_dataset.{name} sets seed; the seeds are an axis or fixed for every "
+                                "dataset")
         self.labels = {str(k): str(v) for k, v in self._mapping(tree.get("labels"), "labels").items()}
         self.domains = tree.get("domains")
         if self.domains is not None and self.domains != "dataset" and not (
@@ -210,6 +233,8 @@ class Grid:
                     raise GridError(f"{where}: key {key} is given twice (in fixed, axes or zip)")
                 if key == CONFIG:
                     raise GridError(f"{where}: the trainer configs are listed under trainer_configs, not as an axis")
+                if key == DATASET:
+                    raise GridError(f"{where}: the dataset configs are listed under dataset_config, not as an axis")
                 seen.add(key)
         self.stages = []
         for i, stage in enumerate(tree.get("stages") or []):
@@ -317,15 +342,17 @@ def domain_of(test_env):
 # expansion
 
 class Point:
-    """One run of a grid: its trainer config and ``values`` ({key: value}, seed under 'seed')."""
+    """One run of a grid: its dataset config (label), trainer config and ``values`` ({key: value}, seed under
+    'seed')."""
 
-    def __init__(self, config, values, components):
+    def __init__(self, config, values, components, dataset=None):
         self.config = config
         self.values = values
         self.components = components  # folder-path parts of the varying axes
+        self.dataset = dataset
 
     def __repr__(self):
-        return f"Point({self.config}, {dict(self.values)})"
+        return f"Point({self.dataset}, {self.config}, {dict(self.values)})"
 
 
 def dataset_domains(grid, dataset_name):
@@ -402,8 +429,24 @@ def _component(grid, axis, row):
     return "_".join(parts)
 
 
-def expand(grid, domains, overrides):
-    """Every point of ``grid`` in folder order (``overrides``: the ``--set`` values, which collapse axes)."""
+def axis_keys(grid):
+    """Every key of the grid's own axes and zips."""
+    return {key for axis in grid.grid_axes for key in axis.keys}
+
+
+def dataset_overrides(grid, dataset, overrides):
+    """The values that collapse axes for one dataset's points: its ``per_dataset`` values of axis keys, then the
+    ``--set`` values (the command line wins)."""
+    out = OrderedDict((k, v) for k, v in grid.per_dataset.get(dataset, {}).items() if k in axis_keys(grid))
+    out.update(overrides)
+    return out
+
+
+def expand(grid, domains, overrides, dataset=None):
+    """Every point of ``grid`` (of one dataset config) in folder order (``overrides``: the ``--set`` values,
+    which collapse axes, with :func:`dataset_overrides` for ``dataset``)."""
+    if dataset is not None:
+        overrides = dataset_overrides(grid, dataset, overrides)
     axes, varying = all_axes(grid, domains, overrides)
     points = []
     for rows in itertools.product(*[axis.values for axis in axes]):
@@ -418,7 +461,7 @@ def expand(grid, domains, overrides):
                     values[key] = value
             if any(k in varying for k in axis.keys):
                 components.append(_component(grid, axis, row))
-        points.append(Point(config, values, components))
+        points.append(Point(config, values, components, dataset))
     return points
 
 
@@ -448,6 +491,8 @@ def point_matches(grid, point, stage, filters):
             candidates = [stage]
         elif key == CONFIG:
             candidates = [point.config]
+        elif key == DATASET:
+            candidates = [point.dataset]
         elif key == "domain":
             candidates = [domain_of(point.values[TEST_ENV])] if TEST_ENV in point.values else [None]
         else:
@@ -472,6 +517,8 @@ def filter_candidates(grid, point, stage, key):
         return [stage]
     if key == CONFIG:
         return [point.config]
+    if key == DATASET:
+        return [point.dataset]
     if key == "domain" or key == TEST_ENV:
         return [domain_of(point.values[TEST_ENV])] if TEST_ENV in point.values else []
     for k, v in point.values.items():
@@ -485,7 +532,7 @@ def filter_candidates(grid, point, stage, key):
 
 def filter_keys_known(grid, points, filters):
     """Raise for a filter key that names nothing of the grid (a typo would otherwise select nothing)."""
-    known = {"stage", CONFIG, "domain", TEST_ENV}
+    known = {"stage", CONFIG, "domain", TEST_ENV, DATASET}
     for point in points[:1]:
         for key in point.values:
             known.update({key, grid.label(key)})

@@ -1,6 +1,7 @@
 """Run identity: from grid points to runs, each with its croft-train command line, fingerprint and folder.
 
-A run's folder is ``OUTPUT/<trainer>/<dataset config>/<one part per varying axis>/seed<S>-<hash8>``, where
+A run's folder is ``OUTPUT/<trainer>/<dataset config>/<one part per varying axis>/seed<S>-<hash8>`` (a grid that
+lists several dataset configs puts each one's runs under its own ``<dataset config>``), where
 ``hash8`` starts the run's full fingerprint (:func:`croft.engine.fingerprint.make_fingerprint` of the
 merged config, the identity croft itself checks on resume). Two runs that differ in any setting
 that changes numbers therefore never share a folder, and a run whose settings did not change finds
@@ -15,8 +16,8 @@ import re
 import shlex
 from collections import OrderedDict
 
-from .grid import (CONFIG, SEED, TEST_ENV, TRAIN_STAGE, GridError, dataset_domains, expand, filter_candidates,
-                   filter_keys_known, parse_filters, parse_value, path_text, point_matches)
+from .grid import (CONFIG, DATASET, SEED, TEST_ENV, TRAIN_STAGE, GridError, axis_keys, dataset_domains, expand,
+                   filter_candidates, filter_keys_known, parse_filters, parse_value, path_text, point_matches)
 
 HASH_CHARS = 8
 _HASH_SUFFIX = re.compile(r"-[0-9a-f]{%d}$" % HASH_CHARS)
@@ -72,7 +73,8 @@ class Plan:
         self.runs = []
         self.chains = []
         self.notes = []
-        self.roots = []  # per grid: the folder that holds its runs
+        self.roots = []  # per grid: the folder that holds its runs (several dataset configs: their parent)
+        self.folders = []  # per grid and dataset config: the folder that holds its runs
         self.grids = []
         self.with_stages = []  # training runs with stages whose chain has a selected run (for their stage.json)
         #: every run of the grids with these settings, selected or not, by its folder key without the hashes
@@ -104,7 +106,8 @@ def extra_opts_pairs(text):
 
 
 class _Builder:
-    """Merged configs of one grid: the YAML part once per trainer config, then each run's overrides."""
+    """Merged configs of one grid: the YAML part once per (dataset config, trainer config), then each run's
+    overrides."""
 
     def __init__(self, grid, backbone, root=""):
         from ..train import build_parser
@@ -116,8 +119,9 @@ class _Builder:
         self._base = {}
         self._work = {}
 
-    def flags(self, config):
-        flags = ["--trainer", self.grid.trainer, "--dataset-config-file", self.grid.dataset_config]
+    def flags(self, config, dataset=None):
+        path = self.grid.dataset_configs[dataset] if dataset is not None else self.grid.dataset_config
+        flags = ["--trainer", self.grid.trainer, "--dataset-config-file", path]
         if config is not None:
             flags += ["--config-file", self.grid.trainer_configs[config]]
         if self.backbone:
@@ -126,28 +130,33 @@ class _Builder:
             flags += ["--root", self.root]
         return flags
 
-    def base(self, config):
+    def base(self, config, dataset=None):
         from ..config import ConfigError, setup_cfg
 
-        if config not in self._base:
+        if (config, dataset) not in self._base:
             try:
-                self._base[config] = setup_cfg(self.parser.parse_args(self.flags(config)))
+                self._base[config, dataset] = setup_cfg(self.parser.parse_args(self.flags(config, dataset)))
             except ConfigError as exc:
                 raise GridError(f"{self.grid.source}: {exc}") from None
-        return self._base[config]
+        return self._base[config, dataset]
 
-    def fingerprint(self, config, seed, opts, what):
+    def fingerprint(self, config, seed, opts, what, dataset=None):
         """``(make_fingerprint(cfg), cfg.SEED)`` of the run's merged config, as ``croft.train`` builds it:
-        flags (here ``--seed``) before the overrides. The overrides are applied to a working copy of the
-        trainer config's merged YAML and undone afterwards (a deep copy per run would dominate planning)."""
-        from ..config import ConfigError, set_value, validate_cfg
+        flags (here ``--seed``) before the overrides."""
         from ..engine.fingerprint import make_fingerprint
 
-        if config not in self._work:
-            work = self.base(config).clone()
+        return self.with_cfg(config, seed, opts, what, dataset, lambda cfg: (make_fingerprint(cfg), cfg.SEED))
+
+    def with_cfg(self, config, seed, opts, what, dataset, fn):
+        """``fn(cfg)`` of the run's merged config. The overrides are applied to a working copy of the trainer
+        config's merged YAML and undone afterwards (a deep copy per run would dominate planning)."""
+        from ..config import ConfigError, set_value, validate_cfg
+
+        if (config, dataset) not in self._work:
+            work = self.base(config, dataset).clone()
             work.defrost()
-            self._work[config] = work
-        cfg = self._work[config]
+            self._work[config, dataset] = work
+        cfg = self._work[config, dataset]
         if len(opts) % 2:
             raise GridError(f"{self.grid.source}: {what}: overrides must be KEY VALUE pairs, got {list(opts)}")
         undo = [("SEED", cfg.SEED)]
@@ -158,7 +167,7 @@ class _Builder:
                 undo.append((key, _get(cfg, key)))
                 set_value(cfg, key, value)
             validate_cfg(cfg)
-            return make_fingerprint(cfg), cfg.SEED
+            return fn(cfg)
         except (ConfigError, ValueError, TypeError) as exc:
             raise GridError(f"{self.grid.source}: {what}: {exc}") from None
         finally:
@@ -187,14 +196,24 @@ def _put(cfg, key, value):
     node[leaf] = value
 
 
-def _trains(trainer):
+def _trainer_class(trainer):
     import croft.trainers  # noqa: F401  (registers every trainer)
     from ..engine.trainer import TRAINER_REGISTRY
 
     try:
-        return TRAINER_REGISTRY.get(trainer).trains
+        return TRAINER_REGISTRY.get(trainer)
     except KeyError:
         raise GridError(f"unknown trainer {trainer!r}; registered: {TRAINER_REGISTRY.names()}") from None
+
+
+def _class_list_may_differ(trainer_class, builder, config, seed, opts, what, dataset):
+    """Whether a stage may evaluate the trained model on another class list (``DATASET.SUBSAMPLE_CLASSES``,
+    CoCoOp's base-to-new): a trainer that trains nothing, or one whose learnt state does not depend on the class
+    list (``evaluates_unseen_classes(cfg)``, as ``croft-train --eval-only`` checks it)."""
+    if not trainer_class.trains:
+        return True
+    unseen = getattr(trainer_class, "evaluates_unseen_classes", None)
+    return unseen is not None and bool(builder.with_cfg(config, seed, opts, what, dataset, unseen))
 
 
 def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=(), extra_opts=""):
@@ -217,14 +236,18 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
     for grid in grids:
         builder = _Builder(grid, backbone, root)
         first = next(iter(grid.trainer_configs), None)
-        dataset_name = builder.base(first).DATASET.NAME
-        domains = dataset_domains(grid, dataset_name)
-        points = expand(grid, domains, set_values)
+        points = []
+        for dataset in grid.dataset_configs:
+            dataset_name = builder.base(first, dataset).DATASET.NAME
+            points += expand(grid, dataset_domains(grid, dataset_name), set_values, dataset)
+            result.folders.append(os.path.join(output, grid.trainer, dataset))
         filter_keys_known(grid, points, filter_map)
-        trains = _trains(grid.trainer)
+        trainer_class = _trainer_class(grid.trainer)
+        trains = trainer_class.trains
         seed_named = any(SEED in axis.keys and len(axis.values) > 1 for axis in grid.grid_axes)
-        grid_root = os.path.join(output, grid.trainer, grid.dataset_label)
-        result.roots.append(grid_root)
+        several = len(grid.dataset_configs) > 1
+        on_axes = axis_keys(grid)
+        result.roots.append(os.path.join(output, grid.trainer) if several else result.folders[-1])
         result.grids.append(grid)
         chains = []
         tail = []
@@ -238,22 +261,26 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
         for point in points:
             seed = set_values.get(SEED, point.values.get(SEED, grid.fixed.get(SEED)))
             opts = []
+            per_dataset = [(k, v) for k, v in grid.per_dataset.get(point.dataset, {}).items() if k not in on_axes]
             for key, value in list(grid.fixed.items()) + list(grid.per_config.get(point.config, {}).items()) \
-                    + list(point.values.items()):
+                    + per_dataset + list(point.values.items()):
                 if key in (SEED, CONFIG):
                     continue
                 opts += [key, format_value(value)]
-            flags = builder.flags(point.config)
+            flags = builder.flags(point.config, point.dataset)
             if seed is not None:
                 flags = ["--seed", str(seed)] + flags
-            what = f"run {', '.join(f'{k}={v}' for k, v in [(CONFIG, point.config)] + list(point.values.items()))}"
-            fp, cfg_seed = builder.fingerprint(point.config, seed, opts + tail, what)
+            named = [(DATASET, point.dataset)] * several + [(CONFIG, point.config)] + list(point.values.items())
+            what = f"run {', '.join(f'{k}={v}' for k, v in named)}"
+            fp, cfg_seed = builder.fingerprint(point.config, seed, opts + tail, what, point.dataset)
             components = list(point.components)
             if not seed_named:
                 components.append(f"seed{cfg_seed}")
             components[-1] += "-" + fp["hash"][:HASH_CHARS]
-            key = "/".join([grid.trainer, grid.dataset_label] + components)
+            key = "/".join([grid.trainer, point.dataset] + components)
             axes = OrderedDict()
+            if several:
+                axes[DATASET] = point.dataset
             if point.config is not None:
                 axes[CONFIG] = point.config
             for k, v in point.values.items():
@@ -269,13 +296,22 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
                 for k, v in stage.overrides.items():
                     stage_opts += [k, format_value(v)]
                 sfp, _ = builder.fingerprint(point.config, seed, opts + stage_opts + tail,
-                                             f"{what}, stage {stage.name}")
+                                             f"{what}, stage {stage.name}", point.dataset)
                 stage_values = sfp["values"]
                 if sfp["training_hash"] != fp["training_hash"]:
+                    from ..engine.run_folder import CLASS_LIST_KEYS
+
                     diffs = differences(fp, sfp, training_only=True)
-                    raise GridError(f"{grid.source}: stage {stage.name} overrides settings of training "
-                                    f"({describe(diffs)}); a stage may only change evaluation keys (TEST.*, "
-                                    "DATASET.OOD_*, TRAINER.CRoFT.EVAL_RATIO*, ...)")
+                    if not all(d[0] in CLASS_LIST_KEYS for d in diffs):
+                        raise GridError(f"{grid.source}: stage {stage.name} overrides settings of training "
+                                        f"({describe(diffs)}); a stage may only change evaluation keys (TEST.*, "
+                                        "DATASET.OOD_*, TRAINER.CRoFT.EVAL_RATIO*, ...) and, for base-to-new, "
+                                        "DATASET.SUBSAMPLE_CLASSES")
+                    if not _class_list_may_differ(trainer_class, builder, point.config, seed, opts + tail, what,
+                                                  point.dataset):
+                        raise GridError(f"{grid.source}: stage {stage.name} changes {describe(diffs)}, but "
+                                        f"{grid.trainer} ({what}) learns state that depends on the class list, "
+                                        "so its trained model cannot be evaluated on other classes")
                 sflags = flags + ["--eval-only"] + (["--model-dir", train.out_dir] if trains else [])
                 skey = f"{key}/{stage.name}-{sfp['hash'][:HASH_CHARS]}"
                 chain.append(RunSpec(key=skey, out_dir=os.path.join(output, skey), root=root, flags=sflags,

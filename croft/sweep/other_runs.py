@@ -57,7 +57,7 @@ def find_other_runs(plan, output):
     known = {os.path.normpath(spec.out_dir) for spec in plan.every.values()}
     known.update(os.path.normpath(spec.out_dir) for spec in plan.runs)
     found = OrderedDict()
-    for root in OrderedDict.fromkeys(os.path.normpath(r) for r in plan.roots):
+    for root in OrderedDict.fromkeys(os.path.normpath(r) for r in plan.folders):
         others = []
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
