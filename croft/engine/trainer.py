@@ -127,42 +127,13 @@ def build_trainer(cfg):
     return TRAINER_REGISTRY.get(cfg.TRAINER.NAME)(cfg)
 
 
-class TrainerBase:
+class EngineCore:
+    """croft's engine functions, on the engine contract only: the shared base of both engine bases,
+    :class:`TrainerBase` (croft's) and ``croft.dassl_bridge.DasslAdapter`` (over Dassl's ``TrainerX``,
+    whose own ``__init__`` and epoch loop call these hooks)."""
+
     #: False for evaluation-only methods (zero-shot CLIP).
     trains = True
-
-    def __init__(self, cfg, dataset=None, device=None):
-        """``dataset``: an already built dataset (default: build it from the config); one with
-        ``has_items = False`` (class names only, as :mod:`croft.predict` passes) builds the models
-        but no data manager. ``device``: override of the device chosen from ``USE_CUDA``."""
-        self.cfg = cfg
-        self.logger = get_logger()
-        use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
-        self.device = torch.device(device if device is not None else ("cuda" if use_cuda else "cpu"))
-        self.output_dir = cfg.OUTPUT_DIR
-        self._models = OrderedDict()
-        self._optims = OrderedDict()
-        self._scheds = OrderedDict()
-        self.start_epoch = self.epoch = 0
-        self.max_epoch = cfg.OPTIM.MAX_EPOCH
-        self.best_result = -math.inf
-        self.best_epoch = None
-        self.best_val_accuracy = None
-        self.timing = {"train_s": 0.0, "eval_s": 0.0}
-        self.fingerprint = make_fingerprint(cfg)
-        if dataset is None:
-            self.dataset = build_dataset(cfg)
-            verify_images(self.dataset, cfg.DATASET.NAME)
-            self.warn_about_shots()
-        else:
-            self.dataset = dataset
-        self.num_classes = self.dataset.num_classes
-        self.classnames = self.dataset.classnames
-        self.build_model()
-        if getattr(self.dataset, "has_items", True):
-            self.build_data_loader()
-        else:  # models only (croft.predict): no data manager, no loaders
-            self.dm = self.train_loader_x = self.val_loader = self.test_loader = None
 
     @classmethod
     def check_cfg(cls, cfg):
@@ -250,8 +221,8 @@ class TrainerBase:
             if self._scheds[name] is not None:
                 self._scheds[name].step()
 
-    def get_current_lr(self):
-        for name in self._models:
+    def get_current_lr(self, names=None):
+        for name in self.get_model_names(names):
             if self._optims[name] is not None:
                 return self._optims[name].param_groups[0]["lr"]
         return 0.0
@@ -277,18 +248,6 @@ class TrainerBase:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ training loop
-    def train(self):
-        self.before_train()
-        started = time.time()
-        for self.epoch in range(self.start_epoch, self.max_epoch):
-            epoch_started = time.time()
-            meters = self.run_epoch()
-            val_accuracy = self.after_epoch()
-            self.record_epoch(meters, val_accuracy, time.time() - epoch_started)
-            self.save_last()
-        self.timing["train_s"] += time.time() - started
-        self.after_train()
-
     def before_train(self):
         if not self.trains:
             raise RuntimeError(f"trainer {self.cfg.TRAINER.NAME} has nothing to train; use --eval-only")
@@ -487,6 +446,56 @@ class TrainerBase:
             if state.get("val_result") is not None:
                 self.best_val_accuracy = state["val_result"]
             self.logger.info(f'Loading weights to {name} from "{path}" (epoch = {state["epoch"]})')
+
+
+class TrainerBase(EngineCore):
+    """croft's engine base: ``__init__`` builds the run (dataset, ``build_model``, data manager) and
+    :meth:`train` drives the epochs; the hooks are :class:`EngineCore`'s."""
+
+    def __init__(self, cfg, dataset=None, device=None):
+        """``dataset``: an already built dataset (default: build it from the config); one with
+        ``has_items = False`` (class names only, as :mod:`croft.predict` passes) builds the models
+        but no data manager. ``device``: override of the device chosen from ``USE_CUDA``."""
+        self.cfg = cfg
+        self.logger = get_logger()
+        use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
+        self.device = torch.device(device if device is not None else ("cuda" if use_cuda else "cpu"))
+        self.output_dir = cfg.OUTPUT_DIR
+        self._models = OrderedDict()
+        self._optims = OrderedDict()
+        self._scheds = OrderedDict()
+        self.start_epoch = self.epoch = 0
+        self.max_epoch = cfg.OPTIM.MAX_EPOCH
+        self.best_result = -math.inf
+        self.best_epoch = None
+        self.best_val_accuracy = None
+        self.timing = {"train_s": 0.0, "eval_s": 0.0}
+        self.fingerprint = make_fingerprint(cfg)
+        if dataset is None:
+            self.dataset = build_dataset(cfg)
+            verify_images(self.dataset, cfg.DATASET.NAME)
+            self.warn_about_shots()
+        else:
+            self.dataset = dataset
+        self.num_classes = self.dataset.num_classes
+        self.classnames = self.dataset.classnames
+        self.build_model()
+        if getattr(self.dataset, "has_items", True):
+            self.build_data_loader()
+        else:  # models only (croft.predict): no data manager, no loaders
+            self.dm = self.train_loader_x = self.val_loader = self.test_loader = None
+
+    def train(self):
+        self.before_train()
+        started = time.time()
+        for self.epoch in range(self.start_epoch, self.max_epoch):
+            epoch_started = time.time()
+            meters = self.run_epoch()
+            val_accuracy = self.after_epoch()
+            self.record_epoch(meters, val_accuracy, time.time() - epoch_started)
+            self.save_last()
+        self.timing["train_s"] += time.time() - started
+        self.after_train()
 
 
 def rng_states():
