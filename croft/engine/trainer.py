@@ -75,6 +75,7 @@ from ..data.verify import verify_images
 from ..evaluation.inference import FINAL, TRAINING, InferenceOutput, InferenceSettings, run_inference
 from ..utils.errors import NonFiniteLossError
 from ..utils.registry import Registry
+from ..utils.rng import rng_states, set_rng_states
 from .checkpoint import (BEST_NAME, DROPPED_KEY, LAST_NAME, CheckpointError, epoch_file_name, fast_forward_scheduler,
                          latest_checkpoint, load_checkpoint, load_last, save_checkpoint, save_last)
 from .fingerprint import make_fingerprint, trainer_hparams
@@ -496,21 +497,3 @@ class TrainerBase(EngineCore):
             self.save_last()
         self.timing["train_s"] += time.time() - started
         self.after_train()
-
-
-def rng_states():
-    """The global RNG states a training epoch may draw from (dropout, samplers of a trainer)."""
-    np_state = np.random.get_state()
-    return {"python": random.getstate(), "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()),
-                                                    int(np_state[2]), int(np_state[3]), float(np_state[4])),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_states(states):
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in states["python"]))
-    kind, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"].cpu())
-    if states.get("cuda") and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])

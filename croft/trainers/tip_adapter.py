@@ -30,9 +30,7 @@ learnable keys.
 import hashlib
 import json
 import os
-import random
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,6 +40,7 @@ from ..data.feature_cache import model_identity
 from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from ..utils.atomic import atomic_write
+from ..utils.rng import preserved_rng
 from .clip_base import FrozenCLIPMethod
 
 CACHE_DIR_NAME = "tip_adapter_cache"
@@ -81,24 +80,6 @@ class TipCache(nn.Module):
     def forward(self, img, beta):
         affinity = self.keys(img)
         return torch.exp(-beta * (1.0 - affinity)) @ self.values
-
-
-class _PreservedRNG:
-    """Restores Python, NumPy and torch RNG states on exit."""
-
-    def __enter__(self):
-        self.states = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
-                       torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-        return self
-
-    def __exit__(self, *exc):
-        py, npy, cpu, cuda = self.states
-        random.setstate(py)
-        np.random.set_state(npy)
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-        return False
 
 
 @register_method("TIP_ADAPTER")
@@ -219,7 +200,7 @@ class TipAdapterMethod(FrozenCLIPMethod):
             else:
                 self.logger.info(f'Tip-Adapter cache "{path}" belongs to another run; recomputing')
         if keys is None:
-            with _PreservedRNG():
+            with preserved_rng():
                 keys = self.compute_cache_keys()
             atomic_write(path, lambda f: torch.save({"key": key, "keys": keys.cpu()}, f), binary=True)
             self.logger.info(f'Tip-Adapter cache saved to "{path}"')
