@@ -436,16 +436,20 @@ class DasslAdapter:
 
     # ------------------------------------------------------------------ batches
     def to_croft_batch(self, batch):
-        """A croft :class:`~croft.data.batch.Batch` of ``batch``: as is, or a Dassl image dict
-        (``img``, ``label``, ``domain``, ``impath``, ``index``) through the frozen image encoder."""
+        """A croft :class:`~croft.data.batch.Batch` of features of ``batch``: as is, a croft batch of images or
+        a Dassl image dict (``img``, ``label``, ``domain``, ``impath``, ``index``) through the method's ``encode``."""
+        import dataclasses
+
         import torch
 
         if isinstance(batch, Batch):
+            if batch.features is None:
+                return dataclasses.replace(batch, features=self.encode(batch.images))
             return batch
         images = batch["img"]
         if isinstance(images, (list, tuple)):  # DATALOADER.K_TRANSFORMS > 1: the first view
             images = images[0]
-        features = self.image_encoder(images.to(self.device))
+        features = self.encode(images.to(self.device))
         labels = batch["label"].to(self.device)
         domains = batch["domain"].to(self.device) if "domain" in batch else torch.zeros_like(labels)
         indices = batch["index"] if "index" in batch else torch.arange(len(labels))
@@ -465,7 +469,7 @@ class DasslAdapter:
         """Logits (a tensor, as Dassl's evaluator expects) of frozen features or of images."""
         features = input
         if input.dim() == 4:
-            features = self.image_encoder(input.to(self.device))
+            features = self.encode(input.to(self.device))
         return self.inference(features, TRAINING).logits
 
     # ------------------------------------------------------------------ the loop (Dassl hooks)

@@ -3,7 +3,9 @@
 On synthetic PACS with the tiny backbone (1 epoch, 2 shots, DTD as the open set):
 
 - one training step moves every learnt parameter of every registered model;
-- training leaves the frozen CLIP bit-identical (and shares no tensor with the learnt modules);
+- training leaves the loaded CLIP bit-identical (the zero-shot weights; no learnt module shares a
+  tensor with it); a trainer that trains its image encoder (``frozen_encoder = False``) trains a
+  registered copy of it, whose weights move, and its ``zero_shot_state()`` gives CLIP's back;
 - ``--eval-only --model-dir`` of the trained run gives a bit-identical ``scores.npz`` and the same
   ``results.json`` metrics; for evaluation-only trainers (``trains = False``) the plain run and
   ``--eval-only`` agree bit for bit.
@@ -21,6 +23,7 @@ import torch
 import croft.engine.trainer as trainer_module
 import croft.trainers  # noqa: F401  (registers every trainer)
 from croft.config import setup_cfg
+from croft.engine.checkpoint import epoch_file_name, load_checkpoint
 from croft.utils.logging import setup_logger
 from croft.engine.trainer import TRAINER_REGISTRY, build_trainer, set_random_seed
 from croft.results.io import correct_key, load_scores
@@ -31,6 +34,9 @@ TRAINERS = TRAINER_REGISTRY.names()
 # trainers that train (ZeroshotCLIP has trains = False: nothing to train)
 TRAINING = [name for name in TRAINERS if TRAINER_REGISTRY.get(name).trains]
 FAST = ["DATALOADER.NUM_WORKERS", "0", "MODEL.BACKBONE.PRETRAINED", "none", "TEST.PLOT", "False"]
+
+# Per trainer, overrides its contract runs need: LP_FT fine-tunes everything only after its linear-probe epochs.
+EXTRA = {"LP_FT": ["OPTIM.MAX_EPOCH", "2", "TRAINER.LP_FT.LP_EPOCHS", "1"]}
 
 # Learnt parameters that legitimately do not move in one step (trainer -> {"<model>.<param>": why}).
 # Found by running the step, not assumed: with OPTIM.WEIGHT_DECAY 0 every parameter of every
@@ -52,7 +58,7 @@ def run_args(name, root, out, *extra):
             "--backbone", "tiny", "--output-dir", str(out), "TEST_ENV", "test_on_sketch.json",
             "DATASET.NUM_SHOTS", "2", "DATASET.OOD_SETS", "['DTD']", "OPTIM.MAX_EPOCH", "1",
             "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", "32",
-            "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", "2", *FAST, *extra]
+            "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", "2", *FAST, *EXTRA.get(name, []), *extra]
 
 
 def clip_state(trainer):
@@ -155,6 +161,23 @@ def test_training_leaves_clip_bit_identical(name, runs):
     for model_name, model in trainer._models.items():
         for key, p in model.named_parameters():
             assert p.untyped_storage().data_ptr() not in clip_storage, f"{name}: {model_name}.{key} is a CLIP tensor"
+    visual = {key[len("visual."):]: value for key, value in run.clip_before.items() if key.startswith("visual.")}
+    encoders = [model_name for model_name, model in trainer._models.items() if set(model.state_dict()) == set(visual)]
+    if trainer.frozen_encoder:
+        assert not encoders, f"{name} declares a frozen image encoder but registers a copy of it: {encoders}"
+        return
+    # a trained encoder: one registered model is CLIP's image encoder, and the last epoch's weights moved
+    assert len(encoders) == 1, f"{name}: registered models {list(trainer._models)}, none (or several) an image encoder"
+    last = load_checkpoint(str(run.train_dir / encoders[0] / epoch_file_name(trainer.max_epoch)))["state_dict"]
+    moved = [key for key, value in last.items() if value.is_floating_point() and not torch.equal(value, visual[key])]
+    floating = [key for key, value in last.items() if value.is_floating_point()]
+    assert len(moved) == len(floating), f"{name}: encoder tensors that did not move: {set(floating) - set(moved)}"
+    # ... and the zero-shot weights are CLIP's, bit for bit
+    zero_shot = trainer.zero_shot_state()
+    assert set(zero_shot) == set(trainer._models)
+    assert set(zero_shot[encoders[0]]) == set(visual)
+    for key, value in zero_shot[encoders[0]].items():
+        assert torch.equal(value, visual[key]), f"{name}: zero-shot encoder tensor {key} is not CLIP's"
 
 
 @pytest.mark.parametrize("name", TRAINERS)

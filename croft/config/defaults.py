@@ -236,7 +236,7 @@ _C.CACHE.CHUNK_SIZE = 4096
 
 # ---------------------------------------------------------------- trainers
 _C.TRAINER = CN()
-# A registered trainer: CRoFT, ZeroshotCLIP, CoOp, CoCoOp, CLIP_Adapter, TIP_ADAPTER, DPLCLIP, BCAL, VLAD.
+# A registered trainer: CRoFT, ZeroshotCLIP, CoOp, CoCoOp, CLIP_Adapter, TIP_ADAPTER, DPLCLIP, BCAL, VLAD, FT, LP_FT.
 _C.TRAINER.NAME = ""
 
 # CRoFT (ICML 2024).
@@ -365,6 +365,26 @@ _C.TRAINER.VLAD.NEIGHBOURS = "reference"
 # Class prompts, as TRAINER.ZeroshotCLIP.PROMPTS: "template" (DATASET.PROMPT_TEMPLATE alone, the
 # reference's single template), "ensemble" or "dataset".
 _C.TRAINER.VLAD.PROMPTS = "template"
+
+# FT (docs/method.md §6.10): CLIP's image encoder and a linear head, initialised as the zero-shot
+# classifier, fine-tuned end to end with cross-entropy (the optimiser: OPTIM, AdamW in its configs).
+_C.TRAINER.FT = CN()
+# Prompts of the zero-shot head, as TRAINER.ZeroshotCLIP.PROMPTS: "dataset", "template" or "ensemble"
+# (imagenet46.yaml sets "template", as for zero-shot CLIP).
+_C.TRAINER.FT.PROMPTS = "dataset"
+# WiSE-FT (Wortsman et al., CVPR 2022) at the final evaluation: every weight of the encoder and the
+# head is (1 - alpha) * zero-shot + alpha * fine-tuned; 1 = the fine-tuned model, 0 = zero-shot CLIP.
+# An evaluation key: --eval-only may change it (validation during training always uses 1).
+_C.TRAINER.FT.WISE_ALPHA = 1.0
+
+# LP-FT (Kumar et al., ICLR 2022): FT's model, the head trained alone for LP_EPOCHS epochs, then everything.
+_C.TRAINER.LP_FT = CN()
+_C.TRAINER.LP_FT.PROMPTS = "dataset"
+_C.TRAINER.LP_FT.WISE_ALPHA = 1.0
+# Linear-probe epochs (the encoder frozen) before full fine-tuning; fewer than OPTIM.MAX_EPOCH.
+_C.TRAINER.LP_FT.LP_EPOCHS = 10
+# Constant learning rate of the head during the linear probe (OPTIM's schedule applies after it).
+_C.TRAINER.LP_FT.LP_LR = 1e-3
 
 
 def get_cfg_default():

@@ -1,14 +1,17 @@
-"""Feature sources: where the frozen image features of a batch come from.
+"""Feature sources: where the image side of a batch comes from.
 
 - :class:`EncoderSource` reads the images and runs the frozen CLIP image encoder on every pass
   (``CACHE.ENABLED False``, the "online" pipeline).
 - :class:`CachedSource` serves features from the on-disk cache
   (:class:`~croft.data.feature_cache.FeatureCache`), encoding each image view once.
+- :class:`ImageSource` reads the images and hands them over unencoded, for a method that trains
+  its image encoder (``frozen_encoder = False``): cached features would be stale after its first
+  update.
 
-Both produce the same loaders: an evaluation loader over a list of items in order, and a
-training loader that follows an :class:`~croft.data.images.EpochBatchSampler`. Both yield
-:class:`~croft.data.batch.Batch` objects with the features and labels already on the device, and
-both see the same pixels for the same (image, view), so their results agree.
+All produce the same loaders: an evaluation loader over a list of items in order, and a
+training loader that follows an :class:`~croft.data.images.EpochBatchSampler`. All yield
+:class:`~croft.data.batch.Batch` objects with their tensors already on the device, and all see the
+same pixels for the same (image, view), so the frozen encoder's two sources agree.
 """
 import math
 
@@ -25,8 +28,9 @@ def _private_generator():
     return torch.Generator()
 
 
-class _EncodedLoader:
-    """An image DataLoader whose batches go through the frozen encoder."""
+class _ImageLoader:
+    """An image DataLoader whose batches go through ``encode`` (images on ``device`` -> N x D fp32 features),
+    or keep their images when ``encode`` is None."""
 
     def __init__(self, loader, encode, device):
         self.loader = loader
@@ -39,10 +43,11 @@ class _EncodedLoader:
 
     def __iter__(self):
         for b in self.loader:
-            features = self.encode(b["img"].to(self.device, non_blocking=True))
+            images = b["img"].to(self.device, non_blocking=True)
+            features = self.encode(images) if self.encode is not None else None
             yield Batch(features=features, labels=b["label"].to(self.device, non_blocking=True),
                         domains=b["domain"].to(self.device, non_blocking=True), impaths=list(b["impath"]),
-                        indices=b["index"])
+                        indices=b["index"], images=None if self.encode is not None else images)
 
 
 class EncoderSource:
@@ -60,13 +65,21 @@ class EncoderSource:
         loader = DataLoader(DatumDataset(items, transform, aug_seed), batch_sampler=sampler,
                             num_workers=self.num_workers, pin_memory=self.pin_memory,
                             persistent_workers=self.num_workers > 0, generator=_private_generator())
-        return _EncodedLoader(loader, self.encode, self.device)
+        return _ImageLoader(loader, self.encode, self.device)
 
     def eval_loader(self, items, transform, aug_seed, batch_size, name="", view=0):
         loader = DataLoader(DatumDataset(items, transform, aug_seed, view=view), batch_size=batch_size,
                             shuffle=False, num_workers=self.num_workers, pin_memory=self.pin_memory,
                             generator=_private_generator())
-        return _EncodedLoader(loader, self.encode, self.device)
+        return _ImageLoader(loader, self.encode, self.device)
+
+
+class ImageSource(EncoderSource):
+    """The online pipeline without encoding: batches carry ``images`` (``features`` None), for a method
+    that trains its image encoder and encodes them itself."""
+
+    def __init__(self, device, num_workers=0, pin_memory=False):
+        super().__init__(None, device, num_workers, pin_memory)
 
 
 class CachedSource:

@@ -10,12 +10,20 @@ Hooks a trainer implements (``croft/trainers/*.py`` are the examples):
 - ``check_cfg(cls, cfg)`` (classmethod): reject bad values of the trainer's own keys, naming them;
 - ``build_model()``: load the backbone, build the learnt modules, ``register_model`` each part that
   owns checkpoints (with its optimizer and scheduler);
+- ``frozen_encoder`` (class attribute, default True): whether the method's image encoder stays
+  frozen. Frozen methods get batches of frozen features (the feature cache, or images through the
+  encoder); a method that trains its encoder (FT, LP-FT) gets batches of images through the online
+  pipeline, and the feature cache and ``croft-sweep precompute`` leave it out;
 - ``feature_source()``: where batch features come from (frozen-CLIP trainers: images through the
-  encoder, or the feature cache);
+  encoder, or the feature cache; trained encoders: the images themselves);
+- ``encode(images, settings) -> features``: raw image features of transformed images (default: the
+  frozen CLIP image encoder); everything that starts from images (training batches of a trained
+  encoder, the inference runner, the predictor, the Dassl bridge's batches) goes through it;
 - ``forward_backward(batch) -> {name: float}``: one training step on a
-  :class:`~croft.data.batch.Batch`; use ``parse_batch_train`` for ``(features, labels)``,
-  ``model_backward_and_update`` for the update and ``batch_stats`` for the returned meters;
-- ``inference(features, settings) -> InferenceOutput``: logits and features of a batch of frozen
+  :class:`~croft.data.batch.Batch`; use ``parse_batch_train`` for ``(features, labels)`` (it calls
+  ``encode`` on a batch of images), ``model_backward_and_update`` for the update and ``batch_stats``
+  for the returned meters;
+- ``inference(features, settings) -> InferenceOutput``: logits and features of a batch of raw
   image features, under explicit :class:`~croft.evaluation.inference.InferenceSettings`.
 
 results.json's ``hparams`` are the run's own ``TRAINER.<NAME>.*`` fingerprint values
@@ -135,6 +143,8 @@ class EngineCore:
 
     #: False for evaluation-only methods (zero-shot CLIP).
     trains = True
+    #: False for methods that train their image encoder (their batches carry images, never cached features).
+    frozen_encoder = True
 
     @classmethod
     def check_cfg(cls, cfg):
@@ -234,7 +244,10 @@ class EngineCore:
 
     # ------------------------------------------------------------------ batches
     def parse_batch_train(self, batch):
-        """``(features, labels)`` of a :class:`~croft.data.batch.Batch` (both already on the device)."""
+        """``(features, labels)`` of a :class:`~croft.data.batch.Batch` (both already on the device); a batch of
+        images goes through the method's ``encode`` (with gradients, when they are enabled)."""
+        if batch.features is None:
+            return self.encode(batch.images, TRAINING), batch.labels
         return batch.features, batch.labels
 
     @staticmethod
@@ -243,6 +256,9 @@ class EngineCore:
         return {"loss": loss.item(), "acc": 100.0 * (logits.argmax(1) == labels).float().mean().item()}
 
     def forward_backward(self, batch):
+        raise NotImplementedError
+
+    def encode(self, images, settings: InferenceSettings = TRAINING):
         raise NotImplementedError
 
     def inference(self, features, settings: InferenceSettings = TRAINING) -> InferenceOutput:

@@ -502,6 +502,7 @@ def cmd_precompute(args):
         stats = result.get("stats") or {}
         detail = (f"{stats.get('feature_cache_misses', 0)} encoded, {stats.get('feature_cache_hits', 0)} from cache"
                   if result["state"] == "done" else result["message"])
+        detail = stats.get("skipped", detail)
         if result["state"] != "done":
             failed.append(result)
         progress.line(f"{result['state']:<8} {_fmt_s(result.get('seconds')):>7}  {result['key']} "

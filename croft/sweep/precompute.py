@@ -126,6 +126,11 @@ def precompute_one(task):
         check_cfg(cfg)
         if not cfg.CACHE.ENABLED:
             return {"skipped": "CACHE.ENABLED False: nothing to precompute"}
+        from ..engine.trainer import TRAINER_REGISTRY
+
+        if not TRAINER_REGISTRY.get(cfg.TRAINER.NAME).frozen_encoder:
+            return {"skipped": f"trainer {cfg.TRAINER.NAME} trains its image encoder: its runs read images online "
+                               "and use no cached features; nothing to precompute"}
         setup_logger()
         if cfg.SEED >= 0:
             set_random_seed(cfg.SEED)  # as croft.train.run: a random-init backbone is the run's own

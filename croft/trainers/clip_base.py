@@ -1,4 +1,4 @@
-"""Shared set-up of trainers built on a frozen CLIP: backbone loading, text features, feature source.
+"""Shared set-up of trainers built on a frozen CLIP: backbone loading, text features, feature source, encode.
 
 Every method of croft is written as an engine-independent *method class* (a mixin) that uses only
 the engine contract documented in :mod:`croft.engine.trainer` (``ENGINE_CONTRACT``). A registered
@@ -8,18 +8,21 @@ trainer is ``Method + engine base``: ``Method + TrainerBase`` on croft's engine,
 from ..clip.backbone import feature_dim, logit_scale
 from ..clip.image_encoder import FrozenImageEncoder
 from ..clip.text import text_features
-from ..data.feature_source import CachedSource, EncoderSource
+from ..data.feature_source import CachedSource, EncoderSource, ImageSource
 from ..engine import shared
+from ..evaluation.inference import TRAINING
 
 
 class FrozenCLIPMethod:
     """Loads the frozen CLIP of ``MODEL.BACKBONE`` and the class-name text features once.
 
-    Every trainer of croft keeps the image encoder frozen, so batches carry frozen image features
-    (:class:`~croft.data.batch.Batch`). With ``CACHE.ENABLED`` (the default) they come from the
-    on-disk feature cache (each image view encoded once, ``docs/architecture.md``), and
-    ``class_text_features`` is cached too; with ``CACHE.ENABLED False`` the images go through the
-    encoder on every pass. Both give the same numbers.
+    A method with ``frozen_encoder = True`` (every method but FT / LP-FT) gets batches of frozen
+    image features (:class:`~croft.data.batch.Batch`). With ``CACHE.ENABLED`` (the default) they
+    come from the on-disk feature cache (each image view encoded once, ``docs/architecture.md``),
+    and ``class_text_features`` is cached too; with ``CACHE.ENABLED False`` the images go through
+    the encoder on every pass. Both give the same numbers. A method with ``frozen_encoder = False``
+    gets batches of images (the online pipeline, whatever ``CACHE.ENABLED`` says) and overrides
+    :meth:`encode`.
 
     Engine-independent: it uses only the engine contract (``cfg``, ``device``, ``logger``,
     ``classnames``), so it runs on croft's :class:`~croft.engine.trainer.TrainerBase` and on the
@@ -27,6 +30,7 @@ class FrozenCLIPMethod:
     """
 
     feature_cache = None
+    frozen_encoder = True
 
     def load_backbone(self):
         cfg = self.cfg
@@ -38,7 +42,10 @@ class FrozenCLIPMethod:
         self.image_encoder = FrozenImageEncoder(self.clip_model, self.device, cfg.MODEL.AUTOCAST)
         self.logger.info(f"Loaded CLIP {cfg.MODEL.BACKBONE.NAME} ({cfg.MODEL.BACKBONE.PRETRAINED}), "
                          f"D = {self.feat_dim}, logit scale = {self.logit_scale:.2f}")
-        if cfg.CACHE.ENABLED:
+        if cfg.CACHE.ENABLED and not self.frozen_encoder:
+            self.logger.info(f"Feature cache: not used; trainer {cfg.TRAINER.NAME} trains its image encoder, so "
+                             "its images go through the online pipeline on every pass")
+        elif cfg.CACHE.ENABLED:
             from ..data.feature_cache import FeatureCache
 
             self.feature_cache = FeatureCache.for_encoder(cfg, self.clip_model, self.image_encoder, self.device,
@@ -46,10 +53,16 @@ class FrozenCLIPMethod:
             self.logger.info(f"Feature cache: {self.feature_cache.model_dir}")
 
     def feature_source(self):
+        pin = self.device.type == "cuda"
+        if not self.frozen_encoder:
+            return ImageSource(self.device, self.cfg.DATALOADER.NUM_WORKERS, pin_memory=pin)
         if self.feature_cache is not None:
             return CachedSource(self.feature_cache)
-        pin = self.device.type == "cuda"
-        return EncoderSource(self.image_encoder, self.device, self.cfg.DATALOADER.NUM_WORKERS, pin_memory=pin)
+        return EncoderSource(self.encode, self.device, self.cfg.DATALOADER.NUM_WORKERS, pin_memory=pin)
+
+    def encode(self, images, settings=TRAINING):
+        """Raw fp32 features of a batch of transformed images: the frozen CLIP image encoder."""
+        return self.image_encoder(images)
 
     def class_text_features(self, ensemble=None):
         """Class text features (``docs/method.md`` §1.2): the raw features of the single template

@@ -13,8 +13,9 @@ features built from *its own* domain's prompt: ``logits_i = s * cos(x_i, t_{d(i)
 
 **Test time** (unknown domain): as in DPL, the context is the mean of the generated tokens over
 the evaluation batch, so predictions depend on which images share a batch
-(``DATALOADER.TEST.BATCH_SIZE``). ``InferenceOutput.text_features`` are that batch's C x D
-features.
+(``DATALOADER.TEST.BATCH_SIZE``). ``InferenceOutput.text_features`` are per sample (N x C x D):
+each sample's are its batch's C x D features, so the MCM score of every sample uses the text
+features its logits used (docs/differences.md, "DPLCLIP's MCM").
 """
 import torch
 import torch.nn.functional as F
@@ -98,4 +99,4 @@ class DPLCLIPMethod(PromptMethod):
         ctx = self.mlp(raw).view(len(raw), *self.ctx_shape).mean(dim=0, keepdim=True)
         text = self.domain_text_features(ctx)[0]
         img = normalize(raw)
-        return InferenceOutput(self.logit_scale * img @ text.t(), img, text)
+        return InferenceOutput(self.logit_scale * img @ text.t(), img, text.expand(len(raw), -1, -1))
