@@ -163,7 +163,8 @@ def test_missing_split_is_built_as_coop_does_and_written(fewshot_root, tmp_path,
     for label in range(len(classnames)):
         n_train, n_val, n_test = (parts[key][label] for key in ("train", "val", "test"))
         if name in ("OxfordPets", "StanfordCars", "SUN397", "UCF101"):
-            assert (n_val, n_train) == (round(0.2 * (n_train + n_val)), n_train + n_val - round(0.2 * (n_train + n_val)))
+            n = n_train + n_val
+            assert (n_val, n_train) == (round(0.2 * n), n - round(0.2 * n))
         else:
             n = n_train + n_val + n_test
             assert (n_train, n_val) == (round(0.5 * n), round(0.2 * n))
@@ -445,8 +446,8 @@ def test_config_errors_before_any_file_is_read(keys, message):
 
 # ------------------------------------------------------------------ one tiny run per dataset config
 
-FAST = ["DATALOADER.NUM_WORKERS", "0", "MODEL.BACKBONE.PRETRAINED", "none", "TEST.PLOT", "False", "OPTIM.MAX_EPOCH", "1",
-        "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "64"]
+FAST = ["DATALOADER.NUM_WORKERS", "0", "MODEL.BACKBONE.PRETRAINED", "none", "TEST.PLOT", "False",
+        "OPTIM.MAX_EPOCH", "1", "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "DATALOADER.TEST.BATCH_SIZE", "64"]
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

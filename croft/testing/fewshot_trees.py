@@ -254,7 +254,8 @@ def write_ucf101(root, seed=0, image_size=64):
         for n in range(TRAINVAL + TEST):
             group = n - TRAINVAL + 1 if n >= TRAINVAL else n + 8  # test clips: groups 1-7, train clips: 8-25
             clip = f"v_{action}_g{group:02d}_c01"
-            _image("ucf101", label, n, seed, image_size, os.path.join(folder, "UCF-101-midframes", renamed, clip + ".jpg"))
+            path = os.path.join(folder, "UCF-101-midframes", renamed, clip + ".jpg")
+            _image("ucf101", label, n, seed, image_size, path)
             if n < TRAINVAL:
                 lines["train"].append(f"{action}/{clip}.avi {label + 1}")
                 entries.append([f"{renamed}/{clip}.jpg", label, renamed])

@@ -121,7 +121,8 @@ class DasslDatum:
         fields = {"_impath": str, "_label": int, "_domain": int, "_classname": str}
         if not isinstance(state, dict) or set(state) != set(fields) or any(
                 not isinstance(state[k], t) or isinstance(state[k], bool) for k, t in fields.items()):
-            raise pickle.UnpicklingError(f"a Datum with the fields {sorted(state) if isinstance(state, dict) else state!r}")
+            shown = sorted(state) if isinstance(state, dict) else state
+            raise pickle.UnpicklingError(f"a Datum with the fields {shown!r}")
         self.impath, self.label = state["_impath"], state["_label"]
         self.domain, self.classname = state["_domain"], state["_classname"]
 

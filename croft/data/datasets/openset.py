@@ -24,10 +24,10 @@ Class exclusion (classes that overlap the ID classes, so they are not semantic s
 - ``OOD_EXCLUSIONS`` lists them per ID dataset and per OOD set; ``DATASET.OOD_EXCLUDE`` picks the
   list (``""`` = the ID dataset's own: ``PACS``, ``VLCS``; ``none`` = no exclusion; DomainFolder
   defaults to ``none``).
-- Only Caltech-101 has excluded classes (no Flowers102 class is a PACS/VLCS class). The reference also defines class filters for DTD and
+- Only Caltech-101 has excluded classes. The reference also defines class filters for DTD and
   Food-101, but only in a method it never calls (dead code), so the published numbers
-  use every DTD and Food-101 class; croft does the same. (No DTD texture or Food-101 dish is a
-  PACS/VLCS class either.)
+  use every DTD and Food-101 class; croft does the same. (No DTD texture, Food-101 dish or
+  Flowers-102 species is a PACS/VLCS class either.)
 - The reference's Caltech allow-lists use the raw folder names ``airplanes``/``Leopards``/
   ``Motorbikes`` while the zhou split renames them, so it drops ``airplane``, ``leopard`` and
   ``motorbike`` by accident. croft drops them only with ``TEST.OOD_PROTOCOL
