@@ -92,6 +92,11 @@ def test_every_method_grid(tmp_path):
             parent = p.by_key()[spec.parent_key]
             assert spec.values["DATASET.SUBSAMPLE_CLASSES"] == "new" and "--eval-only" in spec.flags
             assert ("--model-dir" in spec.flags) == (name != "zsclip")  # zero-shot CLIP trains nothing
+            if name != "zsclip":  # the last epoch's model, which its training run evaluated (no model-best)
+                load = spec.flags[spec.flags.index("--load-epoch") + 1]
+                assert int(load) == parent.values["OPTIM.MAX_EPOCH"]
+            # the model it evaluates, which the runner checks before it starts
+            assert spec.training_fingerprint == parent.training_fingerprint
             assert spec.uses == []  # the base-to-new table reads it; the results table takes nothing from it
             differ = {k for k in spec.values if spec.values[k] != parent.values[k]}
             assert differ == {"DATASET.SUBSAMPLE_CLASSES"}
@@ -141,7 +146,8 @@ def test_bad_grids_are_named(tmp_path, change, message):
 # ------------------------------------------------------------------ tables from hand-written results
 
 def fake_run(root, folder, trainer, dataset, seed, shots, accuracy, trained=True, **values):
-    """A results.json as croft writes it, with the settings the tables group by."""
+    """A run folder as croft writes it: results.json with the settings the tables group by, and metrics.jsonl for a
+    run that trained."""
     recorded = {"SEED": seed, "DATASET.NAME": dataset, "DATASET.NUM_SHOTS": shots, "TRAINER.NAME": trainer,
                 "MODEL.BACKBONE.NAME": "RN50", "OPTIM.MAX_EPOCH": 50, "DATASET.SUBSAMPLE_CLASSES": "all",
                 "DATASET.PROMPT_TEMPLATE": f"a photo of a {{}} ({dataset})"}
@@ -153,6 +159,8 @@ def fake_run(root, folder, trainer, dataset, seed, shots, accuracy, trained=True
                "fingerprint_values": recorded,
                "closed_set": {"val_accuracy": None, "test_accuracy": accuracy, "per_domain": {"test": accuracy}}}
     (path / "results.json").write_text(json.dumps(results))
+    if trained:  # the per-epoch records a training run writes; an --eval-only run has none
+        (path / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train": {"loss": 1.0}}) + "\n")
 
 
 def test_fewshot_rows_labels_partial_averages_and_conflicts(tmp_path):
@@ -242,3 +250,164 @@ def test_base2new_pairs_each_base_run_with_its_new_evaluation(tmp_path):
     lines = list(csv.DictReader(io.StringIO(format_base2new(table, "csv"))))
     euro = [line for line in lines if line["method"] == "CoOp" and line["dataset"] == "EuroSAT"][0]
     assert float(euro["base mean"]) == 92.0 and float(euro["new std"]) == 1.0 and euro["new n"] == "2"
+
+
+# ------------------------------------------------------------------ a reduced sweep, end to end
+
+FAST = ["--set", "OPTIM.MAX_EPOCH", "1", "--set", "DATALOADER.NUM_WORKERS", "0", "--set", "TEST.PLOT", "False",
+        "--set", "DATALOADER.TEST.BATCH_SIZE", "64"]
+TWO = ["--only", "dataset=dtd,eurosat"]
+
+
+def load_tool(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def suite(synthetic_root, tmp_path_factory):
+    """CoOp and CLIP-Adapter on the few-shot grid, zero-shot CLIP, and CoOp on base-to-new, each reduced to DTD and
+    EuroSAT, 1 epoch, tiny backbone: 8 + 4 + 2 runs and 4 trainings + 4 new-class evaluations."""
+    from croft.engine import shared
+    from croft.sweep import cli
+    from croft.testing.fewshot_trees import write_eurosat
+
+    data = tmp_path_factory.mktemp("fewshot_suite_data")
+    shutil.copytree(os.path.join(synthetic_root, "dtd"), data / "dtd")  # the readers write split_fewshot/ there
+    write_eurosat(str(data))
+    out = tmp_path_factory.mktemp("fewshot_suite_out")
+    common = ["--root", str(data), "--output", str(out), "--backbone", "tiny", "--pretrained", "none", "--no-table"]
+    try:
+        assert cli.main(["run", "coop_fewshot", *common, *FAST, *TWO, "--only", "shots=1,2", "--only", "seed=1,2"]) == 0
+        assert cli.main(["run", "clip_adapter_fewshot", *common, *FAST, *TWO, "--only", "shots=1,2",
+                         "--only", "seed=1"]) == 0
+        assert cli.main(["run", "zsclip_fewshot", *common, *FAST, *TWO]) == 0
+        assert cli.main(["run", "coop_base2new", *common, *FAST, *TWO, "--only", "seed=1,2"]) == 0
+    finally:
+        shared.disable_sharing()
+    return out
+
+
+def recorded_runs(out):
+    """[(folder, results, stage.json or None)] of every run under ``out``, read with json (not croft's readers)."""
+    found = []
+    for folder, dirs, files in os.walk(out):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if "results.json" in files:
+            with open(os.path.join(folder, "results.json")) as f:
+                results = json.load(f)
+            stage = None
+            if "stage.json" in files:
+                with open(os.path.join(folder, "stage.json")) as f:
+                    stage = json.load(f)
+            found.append((folder, results, stage))
+    return found
+
+
+def expected_fewshot(out):
+    """{(trainer, dataset, shots): [test accuracy per seed]} of the few-shot runs; zero-shot CLIP at 0 shots."""
+    cells = defaultdict(dict)
+    for _, results, _ in recorded_runs(out):
+        if results["fingerprint_values"]["DATASET.SUBSAMPLE_CLASSES"] != "all":
+            continue
+        shots = 0 if results["trainer"] == "ZeroshotCLIP" else results["shots"]
+        cells[results["trainer"], results["dataset"], shots][results["seed"]] = \
+            results["closed_set"]["test_accuracy"]
+    return {k: [v[s] for s in sorted(v)] for k, v in cells.items()}
+
+
+def test_fewshot_table_of_the_sweep_equals_the_runs_results(suite):
+    expected = expected_fewshot(suite)
+    assert len(expected) == 2 * (2 + 2 + 1)  # 2 datasets x (CoOp at 1, 2 shots; CLIP-Adapter at 1, 2; zero-shot)
+    assert all(len(v) == 2 for (t, _, _), v in expected.items() if t == "CoOp")
+    table = fewshot_table(str(suite), zero_shot=["ZeroshotCLIP"])
+    assert table.columns == ["DescribableTextures", "EuroSAT"] and not table.skipped
+    assert [(r["method"], r["shots"]) for r in table.rows] == [
+        ("ZeroshotCLIP", 0), ("CLIP_Adapter", 1), ("CLIP_Adapter", 2), ("CoOp", 1), ("CoOp", 2)]
+    for row in table.rows:
+        for dataset in table.columns:
+            values = expected[row["trainer"], dataset, row["shots"]]
+            cell = row["cells"][dataset]
+            assert cell["mean"] == pytest.approx(np.mean(values)) and cell["std"] == pytest.approx(np.std(values))
+            assert cell["n"] == len(values)
+        assert row["average"] == pytest.approx(np.mean([np.mean(expected[row["trainer"], d, row["shots"]])
+                                                        for d in table.columns]))
+    # the CLI prints the same numbers (csv: numbers only)
+    tool = load_tool("collect_results")
+    buffer = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "stdout", buffer)
+        assert tool.main([str(suite), "--table", "fewshot", "--format", "csv"]) == 0
+    lines = {(line["method"], int(line["shots"])): line for line in csv.DictReader(io.StringIO(buffer.getvalue()))}
+    for (trainer, dataset, shots), values in expected.items():
+        line = lines[trainer, shots]
+        assert float(line[f"{dataset} mean"]) == pytest.approx(np.mean(values))
+        assert int(line[f"{dataset} n"]) == len(values)
+
+
+def test_fewshot_figure_plots_the_runs_means(suite, tmp_path):
+    expected = expected_fewshot(suite)
+    table = fewshot_table(str(suite), zero_shot=["ZeroshotCLIP"])
+    fig = plot_fewshot(table)
+    titles = {ax.get_title(): ax for ax in fig.axes}
+    assert set(titles) == {"Average over datasets", "DescribableTextures", "EuroSAT"}
+    names = {"ZeroshotCLIP": "ZeroshotCLIP", "CoOp": "CoOp", "CLIP_Adapter": "CLIP_Adapter"}
+    for title, ax in titles.items():
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert set(lines) == set(names)
+        for trainer, label in names.items():
+            shots = [0] if trainer == "ZeroshotCLIP" else [1, 2]
+            if title == "Average over datasets":
+                want = [np.mean([np.mean(expected[trainer, d, k]) for d in ("DescribableTextures", "EuroSAT")])
+                        for k in shots]
+            else:
+                want = [np.mean(expected[trainer, title, k]) for k in shots]
+            assert list(lines[label].get_xdata()) == [shot_position(k) for k in shots]
+            assert np.allclose(lines[label].get_ydata(), want)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "1", "2"]
+    # the tool writes the figure; an empty folder is one error line
+    tool = load_tool("plot_fewshot")
+    assert tool.main([str(suite), "--output", str(tmp_path / "fewshot.png")]) == 0
+    assert (tmp_path / "fewshot.png").stat().st_size > 10000
+    (tmp_path / "empty").mkdir()
+    assert tool.main([str(tmp_path / "empty"), "--output", str(tmp_path / "x.png")]) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_base2new_table_of_the_sweep(suite, capsys):
+    base, new = defaultdict(list), defaultdict(list)
+    for folder, results, stage in recorded_runs(suite):
+        if results["trainer"] != "CoOp" or results["fingerprint_values"]["DATASET.SUBSAMPLE_CLASSES"] == "all":
+            continue
+        if stage and stage.get("stage_of"):  # the sweep's stage "new": the trained model on the other classes
+            assert results["fingerprint_values"]["DATASET.SUBSAMPLE_CLASSES"] == "new"
+            new[results["dataset"]].append(results["closed_set"]["test_accuracy"])
+        else:
+            assert results["fingerprint_values"]["DATASET.SUBSAMPLE_CLASSES"] == "base"
+            base[results["dataset"]].append(results["closed_set"]["test_accuracy"])
+    assert sorted(base) == sorted(new) == ["DescribableTextures", "EuroSAT"]
+    assert all(len(v) == 2 for v in list(base.values()) + list(new.values()))
+    table = base2new_table(str(suite))
+    assert [r["method"] for r in table.rows] == ["CoOp"] and not table.warnings
+    row = table.rows[0]
+    for dataset in base:
+        cell = row["cells"][dataset]
+        b, n = np.mean(base[dataset]), np.mean(new[dataset])
+        assert cell["base"]["mean"] == pytest.approx(b) and cell["new"]["mean"] == pytest.approx(n)
+        assert cell["h"] == pytest.approx(2 * b * n / (b + n))
+    b = np.mean([np.mean(v) for v in base.values()])
+    n = np.mean([np.mean(v) for v in new.values()])
+    assert row["average"]["h"] == pytest.approx(2 * b * n / (b + n)) and not row["partial"]
+    # the results table shows the base runs and takes nothing from the stage (no warning about it)
+    from croft.results.collect import collect
+
+    rows = collect(str(suite))
+    assert not [w for w in rows.warnings if "stage" in w]
+    tool = load_tool("collect_results")
+    with pytest.raises(SystemExit):
+        tool.main([str(suite), "--table", "base2new", "--wide"])
+    assert "--table base2new takes --format and --output only" in capsys.readouterr().err

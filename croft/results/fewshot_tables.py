@@ -10,15 +10,15 @@ epochs, which CoOp's protocol sets per shot count and per dataset (ImageNet trai
 count). A cell is mean ± std (population, ``ddof=0``) over the seeds of its runs; **Average** is the mean of
 the row's cell means (CoOp's average over datasets), marked ``*`` when the row lacks a column of the table.
 A trainer that trains nothing (``zero_shot``: the trainer names, handed down by the caller, which knows the
-trainer registry) forms a row at 0 shots whatever its ``DATASET.NUM_SHOTS``; other runs that trained nothing
-(``best_epoch`` null: an ``--eval-only`` evaluation of a model) are left out with a warning. Rows of one method that differ in
+trainer registry) forms a row at 0 shots whatever its ``DATASET.NUM_SHOTS``; other runs that trained nothing in
+their folder (no ``metrics.jsonl`` records: an ``--eval-only`` evaluation of a model) are left out with a warning. Rows of one method that differ in
 a setting at the same shot count are told apart by a label of those settings (``CRoFT [λ2=10]``); settings
 that change with the shot count alone (CRoFT's ``gen_step``) stay in one method, which the figure draws as
 one line.
 
 **Base-to-new** (:func:`base2new_table`): a run with ``DATASET.SUBSAMPLE_CLASSES base`` gives the base
-accuracy; an evaluation with ``new`` of a model it did not train (``best_epoch`` null: the sweep's stage
-``new``, ``croft-train --eval-only --model-dir``, or zero-shot CLIP) gives the new accuracy of the setting it
+accuracy; an evaluation with ``new`` of a model it did not train (no ``metrics.jsonl`` records: the sweep's
+stage ``new``, ``croft-train --eval-only --model-dir``, or zero-shot CLIP) gives the new accuracy of the setting it
 shares with the base runs (all settings but :data:`POOLED_KEYS` and ``DATASET.SUBSAMPLE_CLASSES``). Base and
 New are each averaged over seeds first, then H = 2·Base·New / (Base + New), as CoCoOp reports it; the
 average row takes the mean Base and the mean New over the datasets and their H.
@@ -34,6 +34,7 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 
+from .curves import METRICS_FILE
 from .io import RESULTS_FILE, UnreadableSchemaVersion, read_results_json, schema_version
 
 __all__ = ["TABLES", "FORMATS", "POOLED_KEYS", "FewshotRun", "FewshotTable", "Base2NewTable", "scan_runs",
@@ -80,7 +81,7 @@ class FewshotRun:
 
     __slots__ = ("path", "trainer", "dataset", "seed", "shots", "subsample", "accuracy", "trained", "values")
 
-    def __init__(self, path, results):
+    def __init__(self, path, results, trained):
         values = results.get("fingerprint_values")
         if not isinstance(values, dict):
             raise ValueError("no 'fingerprint_values' (written by an older croft): its settings are unknown")
@@ -92,13 +93,25 @@ class FewshotRun:
         shots = _number(results.get("shots", self.values.get(SHOTS_KEY)))
         self.shots = int(shots) if shots is not None and shots.is_integer() else shots
         self.subsample = str(self.values.get(SUBSAMPLE_KEY, "all"))
-        self.trained = results.get("best_epoch") is not None
+        self.trained = trained
         self.accuracy = _number((results.get("closed_set") or {}).get("test_accuracy"))
         if self.accuracy is None:
             raise ValueError("closed_set.test_accuracy is not a finite number")
 
     def identity(self, extra=()):
         return {k: v for k, v in self.values.items() if k not in POOLED_KEYS and k not in extra}
+
+
+def _trained_here(folder, filenames):
+    """Whether the run trained in its folder: its per-epoch records (metrics.jsonl, written by every trained epoch
+    and kept on resume) hold a line. An ``--eval-only`` run (a sweep's stage, zero-shot CLIP) has none."""
+    if METRICS_FILE not in filenames:
+        return False
+    try:
+        with open(os.path.join(folder, METRICS_FILE), encoding="utf-8", errors="replace") as f:
+            return any(line.strip() for line in f)
+    except OSError:
+        return False
 
 
 def scan_runs(root):
@@ -119,7 +132,7 @@ def scan_runs(root):
             if results.get("setup") != "custom" or results.get("target_domains") or results.get("test_env"):
                 other += 1
                 continue
-            runs.append(FewshotRun(path, results))
+            runs.append(FewshotRun(path, results, _trained_here(folder, filenames)))
         except UnreadableSchemaVersion as exc:
             skipped.append((path, str(exc)))
         except (ValueError, TypeError, KeyError, OSError) as exc:

@@ -206,6 +206,12 @@ def _trainer_class(trainer):
         raise GridError(f"unknown trainer {trainer!r}; registered: {TRAINER_REGISTRY.names()}") from None
 
 
+def _last_epoch(cfg):
+    """The epoch whose checkpoint a run evaluates when it selects none on val (``TEST.FINAL_MODEL last_step``:
+    ``model.pth.tar-<MAX_EPOCH>``), else 0 (``model-best.pth.tar``)."""
+    return int(cfg.OPTIM.MAX_EPOCH) if cfg.TEST.FINAL_MODEL == "last_step" else 0
+
+
 def _class_list_may_differ(trainer_class, builder, config, seed, opts, what, dataset):
     """Whether a stage may evaluate the trained model on another class list (``DATASET.SUBSAMPLE_CLASSES``,
     CoCoOp's base-to-new): a trainer that trains nothing, or one whose learnt state does not depend on the class
@@ -291,6 +297,7 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
                             uses=[], stage_overrides={})
             train.values = fp["values"]  # kept here only (not sent to workers): precompute's data settings
             chain = [train]
+            last_epoch = None
             for stage in grid.stages:
                 stage_opts = []
                 for k, v in stage.overrides.items():
@@ -313,10 +320,16 @@ def plan(grids, output, root="", backbone="", pretrained="", sets=(), filters=()
                                         f"{grid.trainer} ({what}) learns state that depends on the class list, "
                                         "so its trained model cannot be evaluated on other classes")
                 sflags = flags + ["--eval-only"] + (["--model-dir", train.out_dir] if trains else [])
+                if trains and last_epoch is None:
+                    last_epoch = builder.with_cfg(point.config, seed, opts + tail, what, point.dataset, _last_epoch)
+                if trains and last_epoch:  # the model its training run evaluated: it saved no model-best
+                    sflags += ["--load-epoch", str(last_epoch)]
                 skey = f"{key}/{stage.name}-{sfp['hash'][:HASH_CHARS]}"
+                # training_fingerprint: of the model the stage evaluates (its training run), which the runner
+                # checks before it starts; a base-to-new stage's own differs in the class list
                 chain.append(RunSpec(key=skey, out_dir=os.path.join(output, skey), root=root, flags=sflags,
                                      opts=opts + stage_opts + tail, fingerprint=sfp["hash"],
-                                     training_fingerprint=sfp["training_hash"], stage=stage.name, parent_key=key,
+                                     training_fingerprint=fp["training_hash"], stage=stage.name, parent_key=key,
                                      parent_dir=train.out_dir, grid=grid.name, trainer=grid.trainer,
                                      axes=dict(axes), uses=list(stage.use),
                                      stage_overrides={k: v for k, v in stage.overrides.items()}))
