@@ -135,7 +135,8 @@ class FTMethod(FrozenCLIPMethod):
             features, labels = self.parse_batch_train(batch)
         logits = self.head(features)
         loss = F.cross_entropy(logits, labels)
-        self.model_backward_and_update(loss, names=[HEAD] if probe else None)
+        # While probing, the encoder has no gradients: its optimizer's step leaves it (and its state) as is.
+        self.model_backward_and_update(loss)
         return self.batch_stats(loss, logits, labels)
 
     # ------------------------------------------------------------------ encode + inference
