@@ -4,6 +4,7 @@ import contextlib
 import os
 import sys
 
+from .utils.cli import report_error
 from .utils.logging import setup_logger
 
 
@@ -35,9 +36,6 @@ def build_parser():
     return parser
 
 
-EXPECTED_ERRORS = (KeyError, ValueError, OSError, RuntimeError, FloatingPointError)
-
-
 def main(argv=None):
     """Run the command line; returns the exit status (0 ok, 1 failed run, 2 bad config).
 
@@ -57,20 +55,14 @@ def main(argv=None):
         cfg = setup_cfg(args)
         check_cfg(cfg)
     except ConfigError as exc:
-        logger.error(f"error: {exc}")
-        return 2
+        return report_error(exc, usage=ConfigError, write=logger.error)
     try:
         with claim_output_dir(cfg.OUTPUT_DIR):
             prepare_folders(cfg, args, logger)
             logger = setup_logger(cfg.OUTPUT_DIR)
             run(cfg, args)
-    except EXPECTED_ERRORS as exc:
-        if os.environ.get("CROFT_TRACEBACK"):
-            raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        logger.debug("traceback", exc_info=True)
-        logger.error(f"error: {message} (set CROFT_TRACEBACK=1 for the traceback)")
-        return 1
+    except Exception as exc:
+        return report_error(exc, write=lambda line: (logger.debug("traceback", exc_info=True), logger.error(line)))
     return 0
 
 

@@ -52,6 +52,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from croft.utils.atomic import atomic_write_text  # noqa: E402
+from croft.utils.cli import print_error, run_tool  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACS_DOMAINS = ("art_painting", "cartoon", "photo", "sketch")
@@ -556,15 +557,13 @@ def _run(args):
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but CUDA is not available", file=sys.stderr)
-        return 2
+        return print_error("--device cuda but CUDA is not available", 2)
     autocast = "fp32" if args.device == "cpu" else (args.autocast or "fp16")
     if args.only:
         sections = [x.strip() for x in args.only.split(",") if x.strip()]
         unknown = [x for x in sections if x not in SECTIONS]
         if unknown or not sections:
-            print(f"error: --only {args.only}: choose sections from {','.join(SECTIONS)}", file=sys.stderr)
-            return 2
+            return print_error(f"--only {args.only}: choose sections from {','.join(SECTIONS)}", 2)
     else:
         skipped = {"throughput": args.skip_throughput, "sweep": args.skip_sweep, "runner": args.skip_runner}
         sections = [x for x in SECTIONS if not skipped.get(x, True)]
@@ -598,6 +597,4 @@ def _run(args):
 
 
 if __name__ == "__main__":
-    from croft.utils.cli import run_tool
-
     sys.exit(run_tool(main))

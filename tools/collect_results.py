@@ -39,11 +39,7 @@ from croft.results.collect import (ALL_METRICS, DEFAULT_OOD_METRICS, DEFAULT_SCO
                                    available_scores, collect, format_notes, format_table, notes_lines)
 from croft.results.fewshot_tables import TABLES  # noqa: E402
 from croft.results.io import write_text_atomic  # noqa: E402
-
-
-def _error(message):
-    print(f"error: {message}", file=sys.stderr)
-    return 1
+from croft.utils.cli import print_error, run_tool  # noqa: E402
 
 
 def _split(text):
@@ -78,8 +74,8 @@ def main(argv=None):
         return fewshot_main(args)
 
     if not os.path.isdir(args.root):
-        return _error(f"OUTPUT_ROOT {args.root} is not a folder"
-                      + (" (it does not exist)" if not os.path.exists(args.root) else ""))
+        return print_error(f"OUTPUT_ROOT {args.root} is not a folder"
+                           + (" (it does not exist)" if not os.path.exists(args.root) else ""))
     if args.wide and args.ood_metrics is not None:
         parser.error("--ood-metrics applies to the compact table; --wide always shows AUROC and FPR95")
     ood_metrics = _split(args.ood_metrics) if args.ood_metrics is not None else None
@@ -115,7 +111,7 @@ def main(argv=None):
                 write_text_atomic(notes_path, notes)
             write_text_atomic(args.output, text)
         except OSError as e:
-            return _error(f"cannot write {args.output}: {e}")
+            return print_error(f"cannot write {args.output}: {e}")
         print(f"wrote {args.output} ({len(rows)} rows, {len(rows.incomplete)} incomplete, "
               f"{len(rows.malformed)} malformed)" + (f" and its notes to {notes_path}" if notes_path else ""),
               file=sys.stderr)
@@ -134,8 +130,8 @@ def fewshot_main(args):
     from croft.results.fewshot_tables import base2new_table, fewshot_table, format_base2new, format_fewshot
 
     if not os.path.isdir(args.root):
-        return _error(f"OUTPUT_ROOT {args.root} is not a folder"
-                      + (" (it does not exist)" if not os.path.exists(args.root) else ""))
+        return print_error(f"OUTPUT_ROOT {args.root} is not a folder"
+                           + (" (it does not exist)" if not os.path.exists(args.root) else ""))
     if args.table == "fewshot":
         zero_shot = [n for n in TRAINER_REGISTRY.names() if not TRAINER_REGISTRY.get(n).trains]
         table = fewshot_table(args.root, zero_shot=zero_shot)
@@ -152,7 +148,7 @@ def fewshot_main(args):
         try:
             write_text_atomic(args.output, text)
         except OSError as e:
-            return _error(f"cannot write {args.output}: {e}")
+            return print_error(f"cannot write {args.output}: {e}")
         print(f"wrote {args.output} ({len(table.rows)} rows)", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -166,4 +162,4 @@ def notes_file(output):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -24,6 +24,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from croft.data.synthetic import DEMO_DEFAULTS, make_demo_data, make_synthetic_data  # noqa: E402
 from croft.testing.fewshot_trees import make_fewshot_trees  # noqa: E402
+from croft.utils.cli import print_error, run_tool  # noqa: E402
 
 
 def main(argv=None):
@@ -59,8 +60,7 @@ def main(argv=None):
                                         ood_per_class=8 if args.ood_per_class is None else args.ood_per_class)
             paths.update(make_fewshot_trees(args.root, seed=args.seed, image_size=args.image_size))
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc, 2)
     for name, path in paths.items():
         print(f"{name}: {path}")
     print(f"done in {time.time() - start:.1f} s")
@@ -68,6 +68,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from croft.utils.cli import run_tool
-
     sys.exit(run_tool(main))

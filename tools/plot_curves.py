@@ -21,11 +21,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from croft.results.curves import (DEFAULT_METRICS, METRICS_FILE, available_metrics, curve_series,  # noqa: E402
                                   metrics_path, read_metrics, run_labels)
-
-
-def _error(message):
-    print(f"error: {message}", file=sys.stderr)
-    return 1
+from croft.utils.cli import print_error, run_tool  # noqa: E402
 
 
 def main(argv=None):
@@ -42,10 +38,10 @@ def main(argv=None):
     failed = False
     for run in args.run_dirs:
         if not os.path.exists(run):
-            failed = _error(f"run folder {run} does not exist")
+            failed = print_error(f"run folder {run} does not exist")
         elif os.path.isdir(run) and not os.path.isfile(metrics_path(run)):
-            failed = _error(f"run folder {run} has no {METRICS_FILE} (it is written per epoch by training; "
-                            "evaluation-only runs have none)")
+            failed = print_error(f"run folder {run} has no {METRICS_FILE} (it is written per epoch by training; "
+                                 "evaluation-only runs have none)")
     if failed:
         return 1
     warnings, runs = [], []
@@ -53,7 +49,7 @@ def main(argv=None):
         try:
             runs.append((label, read_metrics(run, warnings)))
         except (OSError, ValueError) as e:
-            failed = _error(str(e))
+            failed = print_error(str(e))
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if failed:
@@ -61,13 +57,13 @@ def main(argv=None):
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics is not None else None
     if metrics is not None and not metrics:
-        return _error("--metrics: give at least one metric name, or 'all'")
+        return print_error("--metrics: give at least one metric name, or 'all'")
     series = curve_series(runs, metrics)
     available = available_metrics(runs)
     empty = [name for name, lines in series.items() if not lines]
     if not series or len(empty) == len(series):
         wanted = ", ".join(metrics) if metrics else ", ".join(DEFAULT_METRICS)
-        return _error(f"no values for {wanted} in any run (available: {', '.join(available) or 'none'})")
+        return print_error(f"no values for {wanted} in any run (available: {', '.join(available) or 'none'})")
     for name in empty:
         print(f"warning: no values for metric {name} in any run (available: {', '.join(available)})",
               file=sys.stderr)
@@ -77,10 +73,10 @@ def main(argv=None):
     try:
         plot_curves(series, args.output, title=args.title, labels=[label for label, _ in runs])
     except OSError as e:
-        return _error(f"cannot write {args.output}: {e}")
+        return print_error(f"cannot write {args.output}: {e}")
     print(f"wrote {args.output} ({len(series)} panel(s), {len(runs)} run(s))", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -18,6 +18,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from croft.results.io import SCORES_FILE  # noqa: E402
+from croft.utils.cli import print_error, run_tool  # noqa: E402
 
 
 def main(argv=None):
@@ -30,8 +31,8 @@ def main(argv=None):
     if missing:
         for d in missing:
             why = "is not a folder" if not os.path.isdir(d) else f"has no {SCORES_FILE}"
-            print(f"error: run folder {d} {why} (was the run evaluated to the end?)", file=sys.stderr)
-        return 2
+            status = print_error(f"run folder {d} {why} (was the run evaluated to the end?)", 2)
+        return status
     from croft.results.plots import plot_runs  # matplotlib / scikit-learn: only once the inputs are checked
 
     plot_runs(args.run_dirs, args.output)
@@ -40,6 +41,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from croft.utils.cli import run_tool
-
     sys.exit(run_tool(main))

@@ -20,11 +20,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from croft.results.fewshot_plot import save_fewshot  # noqa: E402
 from croft.results.fewshot_tables import fewshot_table  # noqa: E402
-
-
-def _error(message):
-    print(f"error: {message}", file=sys.stderr)
-    return 1
+from croft.utils.cli import print_error, run_tool  # noqa: E402
 
 
 def zero_shot_trainers():
@@ -45,16 +41,16 @@ def main(argv=None):
     if args.columns < 1:
         parser.error(f"--columns must be at least 1, got {args.columns}")
     if not os.path.isdir(args.root):
-        return _error(f"OUTPUT_ROOT {args.root} is not a folder"
-                      + (" (it does not exist)" if not os.path.exists(args.root) else ""))
+        return print_error(f"OUTPUT_ROOT {args.root} is not a folder"
+                           + (" (it does not exist)" if not os.path.exists(args.root) else ""))
     table = fewshot_table(args.root, zero_shot=zero_shot_trainers())
     for path, reason in table.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     for line in table.warnings:
         print(f"warning: {line}", file=sys.stderr)
     if not table.rows:
-        return _error(f"no few-shot runs under {args.root} (results.json of CoOp's datasets with "
-                      "DATASET.SUBSAMPLE_CLASSES all)")
+        return print_error(f"no few-shot runs under {args.root} (results.json of CoOp's datasets with "
+                           "DATASET.SUBSAMPLE_CLASSES all)")
     partial = [r["method"] for r in table.rows if r["partial"]]
     if partial:
         print(f"note: the average panel leaves out {len(partial)} row(s) without every dataset (e.g. {partial[0]})",
@@ -62,10 +58,10 @@ def main(argv=None):
     try:
         save_fewshot(table, args.output, columns=args.columns, title=args.title)
     except (OSError, ValueError) as e:
-        return _error(f"cannot write {args.output}: {e}")
+        return print_error(f"cannot write {args.output}: {e}")
     print(f"wrote {args.output} ({len(table.columns)} dataset(s), {len(table.methods())} method(s))", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -21,11 +21,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from croft.results.robustness import OUTPUT_FORMATS, OptionError, RobustnessError  # noqa: E402
-
-
-def _usage_error(message):
-    print(f"error: {message}", file=sys.stderr)
-    return 2
+from croft.utils.cli import print_error, run_tool  # noqa: E402
 
 
 def main(argv=None):
@@ -43,13 +39,14 @@ def main(argv=None):
 
     ext = os.path.splitext(args.output)[1].lower().lstrip(".")
     if ext not in OUTPUT_FORMATS:
-        return _usage_error(f"--output {args.output}: expected a file name ending in "
-                            f"{', '.join('.' + f for f in OUTPUT_FORMATS)}")
+        return print_error(f"--output {args.output}: expected a file name ending in "
+                           f"{', '.join('.' + f for f in OUTPUT_FORMATS)}", 2)
     baselines = None
     if args.baseline is not None:
         baselines = [b.strip() for b in args.baseline.split(",") if b.strip()]
         if not baselines:
-            return _usage_error(f"--baseline {args.baseline!r}: expected one or more trainer names, e.g. ZeroshotCLIP")
+            return print_error(f"--baseline {args.baseline!r}: expected one or more trainer names, e.g. ZeroshotCLIP",
+                               2)
 
     from croft.results.robustness import format_points, plot_robustness  # matplotlib: once the options are checked
 
@@ -60,10 +57,7 @@ def main(argv=None):
     except RobustnessError as e:
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        if isinstance(e, OptionError):
-            return _usage_error(str(e))
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return print_error(e, 2 if isinstance(e, OptionError) else 1)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(format_points(data))
@@ -73,6 +67,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from croft.utils.cli import run_tool
-
     sys.exit(run_tool(main))

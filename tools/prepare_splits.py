@@ -18,6 +18,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from croft.data.splits import DEFAULT_SEED, DEFAULT_VAL_FRACTION, write_domain_splits  # noqa: E402
+from croft.utils.cli import print_error, run_tool  # noqa: E402
 
 
 def main(argv=None):
@@ -31,14 +32,11 @@ def main(argv=None):
     try:
         written = write_domain_splits(args.dataset_dir, args.val_fraction, args.seed, args.out_dir or None)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc, 2)
     for path in written:
         print(f"wrote {path}")
     return 0
 
 
 if __name__ == "__main__":
-    from croft.utils.cli import run_tool
-
     sys.exit(run_tool(main))

@@ -23,6 +23,8 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from croft.utils.cli import print_error, run_tool  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here needs the network
 
 
@@ -63,8 +65,7 @@ def main(argv=None):
                                        lr=args.lr, holdout=tuple(args.holdout), datasets=tuple(args.datasets),
                                        threads=args.threads)
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc, 2)
     tp.save_openai_checkpoint(result.model, args.output)
     total = time.perf_counter() - start
     first, last = result.losses[:10], result.losses[-10:]
@@ -82,12 +83,9 @@ def main(argv=None):
                 print(f"zero-shot accuracy, PACS {domain} ({seen}), 'a photo of a {{}}.': {accuracy:.1f}% "
                       f"(chance {100 / 7:.1f}%)")
         except OSError as exc:
-            print(f"error: zero-shot check: {exc} (the checkpoint {args.output} was written)", file=sys.stderr)
-            return 2
+            return print_error(f"zero-shot check: {exc} (the checkpoint {args.output} was written)", 2)
     return 0
 
 
 if __name__ == "__main__":
-    from croft.utils.cli import run_tool
-
     sys.exit(run_tool(main))

@@ -556,20 +556,16 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from ..config import ConfigError
     from .launchers import LauncherError
+    from ..utils.cli import report_error
 
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. croft-sweep list ... | head
         sys.stdout = open(os.devnull, "w")
         return 0
-    except (GridError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (LauncherError, OSError, ValueError, RuntimeError) as exc:
-        if os.environ.get("CROFT_TRACEBACK"):
-            raise
-        print(f"error: {exc} (set CROFT_TRACEBACK=1 for the traceback)", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        return report_error(exc, usage=(GridError, ConfigError),
+                            expected=(LauncherError, OSError, ValueError, RuntimeError))
 
 
 __all__ = ["main", "build_parser", "TRAIN_STAGE"]
