@@ -40,10 +40,7 @@ EXCEPTIONS = {
 }
 
 #: Known violations that are being removed; delete an entry when its import goes (the test says so).
-LATER = {
-    # score names for the tables: the results layer is to get them without importing evaluation
-    ("croft.results.collect", "croft.evaluation.scores"): "results/collect.py split",
-}
+LATER = {}
 #: Fixture modules still in library folders (moving to croft/testing/): the library must not import them either.
 LATER_FIXTURES = ("croft.data.synthetic", "croft.clip.toy_pretrain")
 

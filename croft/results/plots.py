@@ -160,7 +160,7 @@ def _described(results):
 
 
 def _identity_entry(results):
-    """``(trainer, fingerprint_values or None, hparams)`` for :func:`~croft.results.collect.run_identities`."""
+    """``(trainer, fingerprint_values or None, hparams)`` for :func:`~croft.results.settings.run_identities`."""
     values = results.get("fingerprint_values")
     hparams = results.get("hparams") if isinstance(results.get("hparams"), dict) else {}
     return (results.get("trainer"), values if isinstance(values, dict) else None,
@@ -175,7 +175,7 @@ def run_titles(run_dirs):
     which it differs from the other given runs of its method, as the results table labels rows. A
     run folder without a readable results.json is named by its path.
     """
-    from .collect import ABSENT, differing_keys, format_setting, run_identities
+    from .settings import ABSENT, differing_keys, format_setting, run_identities
 
     infos = [_read_results(d) for d in run_dirs]
     known = [r for r in infos if r is not None]

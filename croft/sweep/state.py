@@ -10,7 +10,7 @@
 - **pending**: nothing yet.
 
 Files the sweep writes into a run folder: ``error.txt`` (failed attempt), ``stage.json`` (stages,
-read by the results table, :mod:`croft.results.collect`) and ``submitted.json`` (submitit job).
+read by the results table, :mod:`croft.results.stages`) and ``submitted.json`` (submitit job).
 """
 import glob
 import json
@@ -153,13 +153,15 @@ def clear_error(out_dir):
 
 def stage_record(spec):
     """``stage.json`` of a run with stages: an evaluation stage names the training run it evaluates and what the
-    table takes from it; a training run lists its stages (folder, fingerprint, sections). None: no stages."""
+    table takes from it; a training run lists its stages (folder, fingerprint, sections). None: no stages.
+    The file's fields are defined in :mod:`croft.results.stages`, which the results table reads them with."""
+    from ..results.stages import evaluation_stage_record, training_stage_record
+
     if spec.parent_key is not None:
-        return {"stage": spec.stage, "stage_of": os.path.relpath(spec.parent_dir, spec.out_dir),
-                "training_fingerprint": spec.training_fingerprint, "fingerprint": spec.fingerprint,
-                "use": list(spec.uses or []), "overrides": dict(spec.stage_overrides or {})}
+        return evaluation_stage_record(spec.stage, os.path.relpath(spec.parent_dir, spec.out_dir),
+                                       spec.training_fingerprint, spec.fingerprint, spec.uses, spec.stage_overrides)
     if spec.stages:
-        return {"stage": spec.stage, "fingerprint": spec.fingerprint, "stages": spec.stages}
+        return training_stage_record(spec.stage, spec.fingerprint, spec.stages)
     return None
 
 
