@@ -1,6 +1,6 @@
 """Config tree, merging, and the CoOp-style CLI-to-config mapping."""
 from .defaults import get_cfg_default
-from .merge import ConfigError, get_value, merge_from_file, merge_from_list, set_value
+from .merge import ConfigError, get_value, merge_from_file, merge_from_list, put_value, set_value
 
 _CHOICES = {
     "TEST.OOD_PROTOCOL": ("standard", "reference"),
@@ -63,6 +63,6 @@ def setup_cfg(args):
 
 
 __all__ = [
-    "ConfigError", "get_cfg_default", "merge_from_file", "merge_from_list", "set_value",
+    "ConfigError", "get_cfg_default", "get_value", "merge_from_file", "merge_from_list", "put_value", "set_value",
     "setup_cfg", "validate_cfg",
 ]

@@ -11,7 +11,7 @@ The keys stay croft's: the copy needs a config that has them (croft's own, or Da
 import yaml
 
 from .defaults import get_cfg_default
-from .merge import config_layers, get_value, merge_from_file
+from .merge import config_layers, get_value, merge_from_file, put_value
 
 
 def flat_items(path):
@@ -34,11 +34,7 @@ def flat_yaml(path):
     """The text of the flat copy of ``path`` (a comment naming its source, then nested YAML)."""
     tree = {}
     for key, value in flat_items(path):
-        *parents, leaf = key.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = _plain(value)
+        put_value(tree, key, _plain(value))
     header = (f"# Flat copy of {path} and its _BASE_ files, written by `croft-dassl flatten`.\n"
               "# Its keys are croft's: merge it into croft's config or one extended by croft.dassl_bridge.\n"
               "# Write it again after editing any of those files.\n")

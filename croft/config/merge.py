@@ -58,12 +58,28 @@ def _coerce(key, value, default, source):
     )
 
 
-def get_value(cfg, key):
-    """The value of the dotted ``key`` of ``cfg``."""
+_REQUIRED = object()
+
+
+def get_value(cfg, key, default=_REQUIRED):
+    """The value of the dotted ``key`` of ``cfg``; ``default``, when given, for a key that does not exist
+    (else KeyError)."""
     node = cfg
     for part in key.split("."):
+        if default is not _REQUIRED and (not isinstance(node, dict) or part not in node):
+            return default
         node = node[part]
     return node
+
+
+def put_value(tree, key, value):
+    """Set the dotted ``key`` of a nested mapping to ``value`` as it is (no decoding, no type check),
+    creating the groups on its way that do not exist."""
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
 
 
 def set_value(cfg, key, raw_value, source="command line"):

@@ -150,7 +150,7 @@ class _Builder:
     def with_cfg(self, config, seed, opts, what, dataset, fn):
         """``fn(cfg)`` of the run's merged config. The overrides are applied to a working copy of the trainer
         config's merged YAML and undone afterwards (a deep copy per run would dominate planning)."""
-        from ..config import ConfigError, set_value, validate_cfg
+        from ..config import ConfigError, get_value, put_value, set_value, validate_cfg
 
         if (config, dataset) not in self._work:
             work = self.base(config, dataset).clone()
@@ -164,7 +164,7 @@ class _Builder:
             if seed is not None and int(seed) >= 0:
                 cfg.SEED = int(seed)
             for key, value in zip(opts[0::2], opts[1::2]):
-                undo.append((key, _get(cfg, key)))
+                undo.append((key, get_value(cfg, key, _MISSING)))
                 set_value(cfg, key, value)
             validate_cfg(cfg)
             return fn(cfg)
@@ -173,27 +173,10 @@ class _Builder:
         finally:
             for key, value in reversed(undo):
                 if value is not _MISSING:
-                    _put(cfg, key, value)
+                    put_value(cfg, key, value)
 
 
 _MISSING = object()
-
-
-def _get(cfg, key):
-    node = cfg
-    for part in key.split("."):
-        if not hasattr(node, "items") or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def _put(cfg, key, value):
-    *parents, leaf = key.split(".")
-    node = cfg
-    for part in parents:
-        node = node[part]
-    node[leaf] = value
 
 
 def _trainer_class(trainer):

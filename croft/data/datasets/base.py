@@ -4,6 +4,7 @@ import logging
 import math
 
 from ...config.defaults import get_cfg_default
+from ...config.merge import get_value
 from ...utils.registry import Registry
 from ..splits import DatasetConfigError
 from .openset import check_ood_cfg
@@ -63,9 +64,7 @@ def reject_non_default(cfg, reasons, dataset_name):
     effect}``) differs from its default: keys of other datasets that ``dataset_name`` does not read."""
     default = get_cfg_default()
     for key, why in reasons.items():
-        value, base = cfg, default
-        for part in key.split("."):
-            value, base = value[part], base[part]
+        value, base = get_value(cfg, key), get_value(default, key)
         if value != base:
             raise DatasetConfigError(
                 f"{dataset_name}: '{key}' has no effect on this dataset (got {value!r}; default {base!r}): {why}. "
