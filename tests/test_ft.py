@@ -265,3 +265,44 @@ def test_wise_stages_run_and_form_one_robustness_curve(synthetic_root, tmp_path)
     data = robustness_data([str(out)])
     curves = [c for panel in data.panels for c in panel.curves]
     assert len(curves) == 1 and curves[0].alphas == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+# ------------------------------------------------------------------ the Dassl bridge
+
+def test_ft_runs_in_upstream_dassl_with_croft_engines_numbers(ft_run, synthetic_root, tmp_path):
+    """CoOp's unchanged train.py through ``croft-dassl`` trains FT and evaluates it (``--eval-only``) with the
+    numbers of croft's engine (pinned Dassl/CoOp copies; skipped without them unless CROFT_REQUIRE_DASSL=1)."""
+    import os
+    import subprocess
+    import sys
+
+    third_party = REPO.parent / "shared" / "third_party"
+    dassl = Path(os.environ.get("CROFT_DASSL_PATH") or third_party / "Dassl.pytorch")
+    coop = Path(os.environ.get("CROFT_COOP_PATH") or third_party / "CoOp")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(dassl), str(REPO)]), HF_HUB_OFFLINE="1")
+    probe = subprocess.run([sys.executable, "-c", "import dassl.engine"], env=env, capture_output=True, cwd=tmp_path)
+    if probe.returncode or not (coop / "train.py").is_file():
+        if os.environ.get("CROFT_REQUIRE_DASSL", "").strip() not in ("", "0"):
+            pytest.fail(f"CROFT_REQUIRE_DASSL=1: Dassl ({dassl}) or CoOp ({coop}) unusable")
+        pytest.skip(f"Dassl ({dassl}) or CoOp ({coop}) unusable")
+
+    def bridge(out, flags=()):
+        proc = subprocess.run([sys.executable, "-m", "croft.dassl_bridge", str(coop / "train.py"),
+                               *args("FT", synthetic_root, out, *TRAIN, flags=list(flags))],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def same(a, b):
+        ra, rb = read_results_json(str(a)), read_results_json(str(b))
+        ra.pop("timing"), rb.pop("timing")
+        assert ra == rb
+        sa, sb = load_scores(str(a)), load_scores(str(b))
+        assert set(sa) == set(sb) and all(np.array_equal(sa[k], sb[k]) for k in sa)
+
+    bridge(tmp_path / "train")
+    same(ft_run, tmp_path / "train")
+    epochs = [[{k: v for k, v in json.loads(line).items() if k != "epoch_s"}
+               for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (ft_run, tmp_path / "train")]
+    assert epochs[0] == epochs[1]
+    bridge(tmp_path / "eval", ["--eval-only", "--model-dir", str(tmp_path / "train")])
+    same(tmp_path / "train", tmp_path / "eval")
