@@ -38,7 +38,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from croft.results.collect import (ALL_METRICS, DEFAULT_OOD_METRICS, DEFAULT_SCORES, FORMATS,  # noqa: E402
                                    available_scores, collect, format_notes, format_table, notes_lines)
 from croft.results.fewshot_tables import TABLES  # noqa: E402
-from croft.results.io import write_text_atomic  # noqa: E402
+from croft.utils.atomic import atomic_write_text  # noqa: E402
 from croft.utils.cli import print_error, run_tool  # noqa: E402
 
 
@@ -108,8 +108,8 @@ def main(argv=None):
         notes_path = notes_file(args.output) if notes is not None else None
         try:
             if notes_path:
-                write_text_atomic(notes_path, notes)
-            write_text_atomic(args.output, text)
+                atomic_write_text(notes_path, notes)
+            atomic_write_text(args.output, text)
         except OSError as e:
             return print_error(f"cannot write {args.output}: {e}")
         print(f"wrote {args.output} ({len(rows)} rows, {len(rows.incomplete)} incomplete, "
@@ -146,7 +146,7 @@ def fewshot_main(args):
             print(f"warning: {line}", file=sys.stderr)
     if args.output:
         try:
-            write_text_atomic(args.output, text)
+            atomic_write_text(args.output, text)
         except OSError as e:
             return print_error(f"cannot write {args.output}: {e}")
         print(f"wrote {args.output} ({len(table.rows)} rows)", file=sys.stderr)

@@ -25,7 +25,7 @@ import zipfile
 
 import numpy as np
 
-from ..utils.atomic import atomic_write
+from ..utils.atomic import atomic_write, atomic_write_text
 
 RESULTS_FILE = "results.json"
 SCORES_FILE = "scores.npz"
@@ -41,7 +41,7 @@ VAL_ENERGY_KEY = "energy/val"
 __all__ = [
     "RESULTS_FILE", "SCORES_FILE", "REQUIRED_KEYS", "SCHEMA_VERSION", "READ_SCHEMA_VERSIONS", "SETUPS",
     "VAL_ENERGY_KEY", "UnreadableSchemaVersion", "id_key", "ood_key", "shift_key", "correct_key", "named_keys",
-    "validate_results", "schema_version", "write_text_atomic",
+    "validate_results", "schema_version",
     "write_results_json", "read_results_json", "save_scores", "load_scores",
 ]
 
@@ -72,14 +72,6 @@ def named_keys(scores, kind, score="energy"):
     if prefix is None or (kind == "shift" and score != "energy"):
         raise ValueError(f"named_keys: kind must be 'ood' or 'shift' (shift keys exist for energy only), got {kind!r}")
     return sorted((k[len(prefix):], k) for k in scores if k.startswith(prefix))
-
-
-# ---------------------------------------------------------------------------------------------
-# atomic writes
-
-def write_text_atomic(path, text):
-    """Write ``text`` (UTF-8) to ``path`` atomically; return the path."""
-    return atomic_write(path, lambda f: f.write(text), binary=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,8 +120,7 @@ def write_results_json(output_dir, results):
     """
     path = os.path.join(output_dir, RESULTS_FILE)
     validate_results(results, source=path)
-    text = json.dumps(results, indent=2, default=_json_default) + "\n"
-    return atomic_write(path, lambda f: f.write(text), binary=False)
+    return atomic_write_text(path, json.dumps(results, indent=2, default=_json_default) + "\n")
 
 
 class UnreadableSchemaVersion(ValueError):
