@@ -89,13 +89,10 @@ class _ErrorTap:
 
 
 def enable_sharing():
-    """Share frozen backbones and features between the runs of this process (once the engine offers it)."""
-    try:
-        from ..engine.shared import enable_sharing as enable
-    except ImportError:
-        return False
+    """Share frozen backbones and features between the runs of this process."""
+    from ..engine.shared import enable_sharing as enable
+
     enable(max_backbones=2, max_feature_mb=2048)
-    return True
 
 
 def _log_traceback(out_dir, text):
