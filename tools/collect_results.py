@@ -6,8 +6,9 @@
                                     [--wide] [--output FILE]
     python tools/collect_results.py OUTPUT_ROOT --table fewshot|base2new [--format md|csv|latex] [--output FILE]
 
-Reads every ``results.json`` under OUTPUT_ROOT (never log text); see
-``croft/results/collect.py`` for the aggregation rules. The default table is compact: the
+Reads every ``results.json`` under OUTPUT_ROOT (never log text); which runs share a row is in
+``croft/results/settings.py``, the aggregation rules in ``croft/results/aggregate.py``
+(``croft/results/collect.py`` maps the steps). The default table is compact: the
 closed-set accuracies (per held-out domain or Setup-I variant, and their average), then AUROC
 and FPR95 per open-set set for one score (``--scores``, default ``energy``); settings are named
 by a key (``CRoFT [a]``) listing the recorded settings in which rows of one method differ (a row
