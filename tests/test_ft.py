@@ -56,9 +56,9 @@ def zero_shot_run(synthetic_root, tmp_path_factory):
     return out
 
 
-def build(name, root, out, *extra):
+def build(name, root, out, *extra, config="rn50_ep30"):
     setup_logger(str(out))
-    cfg = setup_cfg(build_parser().parse_args(args(name, root, out, *extra)))
+    cfg = setup_cfg(build_parser().parse_args(args(name, root, out, *extra, config=config)))
     set_random_seed(cfg.SEED)
     return build_trainer(cfg)
 
@@ -120,6 +120,20 @@ def test_wise_alpha_0_restores_the_zero_shot_weights_bit_for_bit(synthetic_root,
     visual = trainer.clip_model.visual.state_dict()
     assert all(torch.equal(value, visual[key]) for key, value in encoder.state_dict().items())
     assert all(torch.equal(value, trainer.zero_shot_state()["head"][key]) for key, value in head.state_dict().items())
+
+
+def test_the_head_starts_as_zero_shot_clips_classifier(synthetic_root, tmp_path):
+    from croft.config import get_cfg_default, merge_from_file
+
+    ft = build("FT", synthetic_root, tmp_path / "ft")
+    zs = build("ZeroshotCLIP", synthetic_root, tmp_path / "zs", config="rn50")
+    assert torch.equal(ft.head.weight, zs.logit_scale * zs.text) and not ft.head.bias.any()
+    assert ft.image_encoder is None  # images go through FT's encode, never the frozen encoder
+    # the prompts are zero-shot CLIP's on every dataset config (imagenet46: the single template)
+    for yaml_name in ("imagenet46.yaml", "PACS.yaml", "VLCS.yaml"):
+        cfg = get_cfg_default()
+        merge_from_file(cfg, str(REPO / "configs" / "datasets" / yaml_name))
+        assert cfg.TRAINER.FT.PROMPTS == cfg.TRAINER.LP_FT.PROMPTS == cfg.TRAINER.ZeroshotCLIP.PROMPTS
 
 
 # ------------------------------------------------------------------ LP-FT
