@@ -21,7 +21,7 @@ import json
 from collections import OrderedDict
 
 from .aggregate import available_scores
-from .records import ALL_METRICS, METRICS
+from .records import ALL_METRICS
 from .settings import POOLED_KEYS, block_key, setting_sort_key
 from .stages import stage_notes
 
@@ -31,6 +31,8 @@ __all__ = ["Table", "Block", "Column", "build_table", "table_notes", "DEFAULT_SC
 DEFAULT_SCORES = ("energy",)
 DEFAULT_OOD_METRICS = ("auroc", "fpr95")
 METRIC_LABELS = dict(ALL_METRICS)
+#: The open-set metrics of the wide table.
+WIDE_METRICS = ("auroc", "fpr95")
 LOWER_IS_BETTER = frozenset({"fpr95"})
 ID_COLUMN = "ID"
 PARTIAL_MARK = "*"
@@ -213,7 +215,7 @@ def _compact_block(rows, scores, metrics, keys_of):
 
 
 def _wide_block(rows, scores):
-    cols = _columns(rows, scores, [m for m, _ in METRICS], wide=True)
+    cols = _columns(rows, scores, WIDE_METRICS, wide=True)
     avg = [c for c in cols if c.kind == "acc" and c.name == "Avg"]
     before_avg = [c for c in cols if c.kind == "acc" and c not in avg]
     opened = [c for c in cols if c.kind == "open"]
@@ -243,7 +245,7 @@ def build_table(rows, scores=None, wide=False, ood_metrics=None):
     """The :class:`Table` of ``rows`` (from :func:`~croft.results.aggregate.collect`); see the module docstring.
     An unknown name in ``ood_metrics`` is a ValueError listing the known ones."""
     scores = resolve_scores(rows, scores, wide)
-    metrics = [m for m, _ in METRICS] if wide else resolve_metrics(ood_metrics)
+    metrics = list(WIDE_METRICS) if wide else resolve_metrics(ood_metrics)
     by_block = OrderedDict()
     for row in rows:
         by_block.setdefault(block_key(row), []).append(row)
