@@ -177,6 +177,10 @@ def test_fewshot_rows_labels_partial_averages_and_conflicts(tmp_path):
     fake_run(root, "coop/a", "CoOp", "DTD", 1, 1, 30.0)
     fake_run(root, "coop/b", "CoOp", "DTD", 2, 1, 32.0)
     fake_run(root, "coop/c", "CoOp", "DTD", 2, 1, 90.0, **{"OPTIM.MAX_EPOCH": 100})
+    # a second CLIP-Adapter setting at 2 shots only: its first setting keeps one label (one line) over 1 and 2 shots
+    for folder, shots, ratio in (("a1", 1, 0.2), ("a2", 2, 0.2), ("b2", 2, 0.5)):
+        fake_run(root, f"ca/{folder}", "CLIP_Adapter", "DTD", 1, shots, 60.0 + shots,
+                 **{"TRAINER.CLIP_Adapter.RATIO": ratio})
     # zero-shot CLIP (trains nothing): 0 shots whatever NUM_SHOTS says; an eval-only CoOp run is left out
     fake_run(root, "zs/dtd", "ZeroshotCLIP", "DTD", 1, -1, 20.0, trained=False)
     fake_run(root, "zs/euro", "ZeroshotCLIP", "EuroSAT", 1, -1, 26.0, trained=False)
@@ -191,7 +195,8 @@ def test_fewshot_rows_labels_partial_averages_and_conflicts(tmp_path):
     rows = {(r["method"], r["shots"]): r for r in table.rows}
     assert list(rows)[0] == ("ZeroshotCLIP", 0)
     assert set(rows) == {("ZeroshotCLIP", 0), ("CoOp", 1), ("CRoFT [λ2=5]", 1), ("CRoFT [λ2=5]", 2),
-                         ("CRoFT [λ2=10]", 1), ("CRoFT [λ2=10]", 2)}
+                         ("CRoFT [λ2=10]", 1), ("CRoFT [λ2=10]", 2), ("CLIP_Adapter [RATIO=0.2]", 1),
+                         ("CLIP_Adapter [RATIO=0.2]", 2), ("CLIP_Adapter [RATIO=0.5]", 2)}
     r = rows["CRoFT [λ2=10]", 2]
     assert r["cells"]["DTD"]["mean"] == pytest.approx(np.mean([53.0, 54.0]))
     assert r["cells"]["EuroSAT"]["std"] == pytest.approx(np.std([63.0, 64.0]))

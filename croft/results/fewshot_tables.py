@@ -184,16 +184,25 @@ def _value_text(value):
     return str(value)
 
 
-def _labels(groups):
+def _differing(identities):
+    keys = sorted({k for identity in identities for k in identity})
+    return [k for k in keys if len({_key(identity.get(k, "(absent)")) for identity in identities}) > 1]
+
+
+def _labels(groups, strata=None):
     """``{group key: label}`` for ``groups`` ``{key: (trainer, identity)}``: the trainer, plus the settings in
-    which it differs from the other groups of the same trainer."""
+    which its groups differ. ``strata``: ``{group key: stratum}``; then only the settings in which groups of one
+    stratum differ count (the few-shot table's shot counts: a setting that changes with the shot count alone
+    names no method)."""
     by_trainer = defaultdict(list)
     for key, (trainer, identity) in groups.items():
         by_trainer[trainer].append((key, identity))
     labels = {}
     for trainer, members in by_trainer.items():
-        keys = sorted({k for _, identity in members for k in identity})
-        differ = [k for k in keys if len({_key(identity.get(k, "(absent)")) for _, identity in members}) > 1]
+        by_stratum = defaultdict(list)
+        for key, identity in members:
+            by_stratum[strata[key] if strata else None].append(identity)
+        differ = sorted({k for identities in by_stratum.values() for k in _differing(identities)})
         for key, identity in members:
             parts = [f"{_short(k)}={_value_text(identity.get(k, '(absent)'))}" for k in differ]
             labels[key] = f"{trainer} [{' '.join(parts)}]" if parts else trainer
@@ -268,13 +277,7 @@ def fewshot_table(root_or_runs, zero_shot=(), datasets=None):
         groups.setdefault(group, (run.trainer, identity))
         cells[group, run.dataset][run.seed].append(run)
     _duplicates_warning(cells, warnings, "few-shot")
-    # labels: what tells the settings of one trainer apart at the same shot count
-    labels = {}
-    by_shots = defaultdict(OrderedDict)
-    for group, value in groups.items():
-        by_shots[group[2]][group] = value
-    for members in by_shots.values():
-        labels.update(_labels(members))
+    labels = _labels(groups, strata={group: group[2] for group in groups})
     names = sorted({dataset for (_, dataset) in cells})
     order = [d for d in (datasets or []) if d in names] + [d for d in names if d not in (datasets or [])]
     rows = []
@@ -294,9 +297,7 @@ def fewshot_table(root_or_runs, zero_shot=(), datasets=None):
     rows.sort(key=lambda r: (not r["zero_shot"], r["method"], r["shots"] if r["shots"] is not None else -1))
     varying = OrderedDict()
     for method in OrderedDict.fromkeys(r["method"] for r in rows):
-        identities = [r["identity"] for r in rows if r["method"] == method]
-        keys = sorted({k for identity in identities for k in identity})
-        changed = [k for k in keys if len({_key(i.get(k)) for i in identities}) > 1]
+        changed = _differing([r["identity"] for r in rows if r["method"] == method])
         if changed:
             varying[method] = changed
     return FewshotTable(order, rows, skipped, warnings, varying)
