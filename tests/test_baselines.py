@@ -226,9 +226,11 @@ def test_coop_fp16_on_cpu_falls_back_to_fp32(trained):
     assert json.loads((run.out / "results.json").read_text())["hparams"]["prec"] == "fp16"
 
 
-def test_invalid_prec_is_an_error_naming_the_key(synthetic_root, tmp_path):
-    assert main(run_args("CoOp", synthetic_root, tmp_path / "bad", "TRAINER.COOP.PREC", "bf16")) == 1
-    assert "invalid value for 'TRAINER.COOP.PREC': 'bf16'" in (tmp_path / "bad" / "log.txt").read_text()
+def test_invalid_prec_is_an_error_naming_the_key(synthetic_root, tmp_path, capfd):
+    # a config error (check_cfg, before any work): exit 2, nothing written (tests/test_trainer_checks.py)
+    assert main(run_args("CoOp", synthetic_root, tmp_path / "bad", "TRAINER.COOP.PREC", "bf16")) == 2
+    assert "invalid value for 'TRAINER.COOP.PREC': 'bf16'" in capfd.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_cocoop_chunked_text_passes_give_the_same_gradient(trained, monkeypatch):

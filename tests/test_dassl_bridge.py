@@ -1,4 +1,4 @@
-"""croft's trainers inside Dassl and CoOp (croft/dassl_bridge.py), against the pinned upstream copies.
+"""croft's trainers inside Dassl and CoOp (croft/dassl_bridge/), against the pinned upstream copies.
 
 The copies are found at ``$CROFT_DASSL_PATH`` / ``$CROFT_COOP_PATH``, else at
 ``../shared/third_party/{Dassl.pytorch,CoOp}`` relative to the repository root (where CI has them,
@@ -11,9 +11,11 @@ registries and default config), on synthetic PACS with the tiny backbone:
 - ``extend_cfg`` adds every croft key, converts what differs, and is idempotent; croft's YAMLs,
   ints for float keys, CoOp's ``extend_cfg`` and Dassl's ``clean_cfg`` work;
 - no registry clash with CoOp's trainers (either import order); Dassl's PACS stays Dassl's;
-  logging is re-enabled; croft's other datasets serve Dassl's own DataManager;
+  logging is re-enabled; croft's other datasets serve Dassl's own DataManager; a method registered
+  after the bridge is installed (its one ``register_method``) is a Dassl trainer at once;
 - both engine bases provide the engine contract (``ENGINE_CONTRACT``), the registered classes are
-  ``Method + TrainerBase`` / ``Method + DasslAdapter + TrainerX``, the Dassl trainer reads the same
+  ``Method + TrainerBase`` / ``Method + DasslAdapter + TrainerX`` (both sharing ``EngineCore``, nothing
+  copied by name), the Dassl trainer reads the same
   croft config (and fingerprint) as croft-train, and turns Dassl image dicts into croft batches;
 - a 2-epoch CRoFT run driven by Dassl's ``build_trainer(cfg).train()`` writes the results.json,
   scores.npz and metrics.jsonl of croft's own engine;
@@ -272,6 +274,19 @@ REGISTRY_CHECK = r'''
                               ("ZeroshotCLIP", "trainers.zsclip"), ("ZeroshotCLIP2", "trainers.zsclip")):
         assert TRAINER_REGISTRY.get(coop_name).__module__ == module, coop_name
     assert TRAINER_REGISTRY.get("Vanilla").__module__.startswith("dassl.")
+    # one registration: a method registered now (after install) is a croft trainer and a Dassl trainer at once
+    from croft.engine.registration import register_method
+    from croft.engine.trainer import TRAINER_REGISTRY as CROFT_TRAINERS, TrainerBase
+    from croft.trainers.zsclip import ZeroshotCLIPMethod
+
+    @register_method("ToyLate", dassl_name="CroftToyLate")
+    class ToyLateMethod(ZeroshotCLIPMethod):
+        pass
+
+    late = TRAINER_REGISTRY.get("CroftToyLate")
+    assert late.__bases__ == (ToyLateMethod, bridge.DasslAdapter, TrainerX) and late.croft_name == "ToyLate"
+    assert CROFT_TRAINERS.get("ToyLate").__bases__ == (ToyLateMethod, TrainerBase)
+    assert bridge.DASSL_NAMES["ToyLate"] == "CroftToyLate"
     assert DATASET_REGISTRY.get("PACS").__module__.startswith("dassl.")       # Dassl's own stays
     assert DATASET_REGISTRY.get("VLCS").__module__.startswith("dassl.")
     assert DATASET_REGISTRY.get("OxfordPets").__module__ == "datasets.oxford_pets"
@@ -335,7 +350,7 @@ def test_both_engine_bases_provide_the_engine_contract(bridge, synthetic_root, t
         from dassl.engine import TRAINER_REGISTRY as DASSL_TRAINERS, TrainerX, build_trainer as dassl_build_trainer
         from croft.config import setup_cfg
         from croft.data.batch import Batch
-        from croft.engine.trainer import ENGINE_CONTRACT, TRAINER_REGISTRY, TrainerBase, build_trainer
+        from croft.engine.trainer import ENGINE_CONTRACT, TRAINER_REGISTRY, EngineCore, TrainerBase, build_trainer
         from croft.train import build_parser
         from croft.trainers import METHODS
 
@@ -347,6 +362,11 @@ def test_both_engine_bases_provide_the_engine_contract(bridge, synthetic_root, t
             own = {k for klass in method.__mro__[:-1] for k in vars(klass)}
             engine_only = set(ENGINE_CONTRACT["methods"]) - {"check_cfg", "before_train", "prepare_to_load"}
             assert not own & engine_only, (name, own & engine_only)
+        # one shared base: the adapter inherits croft's engine functions, it copies none of them by name
+        assert TrainerBase.__bases__ == (EngineCore,) and bridge.DasslAdapter.__bases__ == (EngineCore,)
+        shared = {k: v for k, v in vars(EngineCore).items() if callable(v) or isinstance(v, (classmethod, staticmethod))}
+        copied = [k for k, v in vars(bridge.DasslAdapter).items() if any(v is s for s in shared.values())]
+        assert not copied, copied
         for base in (TrainerBase, bridge.DasslAdapter):
             for meth, params in ENGINE_CONTRACT["methods"].items():
                 fn = getattr(base, meth, None)
@@ -573,7 +593,7 @@ def _replace(args, flag, value):
     return args
 
 
-@pytest.mark.parametrize("case", ["unknown trainer", "unknown key", "eval-only without model-dir",
+@pytest.mark.parametrize("case", ["unknown trainer", "unknown key", "bad value", "eval-only without model-dir",
                                   "fingerprint mismatch"])
 def test_croft_dassl_errors_are_one_line(case, bridge, synthetic_root, croft_runs, tmp_path, capsys):
     """Under ``croft-dassl``: Dassl's trainer registry and the config merge name the trainers / key; croft's
@@ -581,12 +601,17 @@ def test_croft_dassl_errors_are_one_line(case, bridge, synthetic_root, croft_run
     out = tmp_path / "out"
     if case == "unknown trainer":
         args, status = _replace(croft_args("CRoFT", synthetic_root, out), "--trainer", "Bogus"), 2
-        needles = ["unknown trainer 'Bogus' (--trainer / TRAINER.NAME)", "CRoFT, CLIP_Adapter",
-                   "CroftCoOp", "Vanilla"]
+        needles = ["unknown trainer 'Bogus' (--trainer / TRAINER.NAME); croft's trainers in Dassl: BCAL, "
+                   "CLIP_Adapter, CRoFT, CroftCoCoOp, CroftCoOp, CroftZeroshotCLIP, DPLCLIP", "TIP_ADAPTER, VLAD;",
+                   "Dassl's and the script's:", "Vanilla"]
     elif case == "unknown key":
         args, status = croft_args("CRoFT", synthetic_root, out) + ["TRAINER.CRoFT.lamda1", "3"], 2
         needles = ["command line: unknown config key 'TRAINER.CRoFT.lamda1'",
                    "did you mean 'TRAINER.CRoFT.lambda1'?"]
+    elif case == "bad value":  # the trainer's check_cfg, before any work, as croft-train
+        args = _replace(croft_args("DPLCLIP", synthetic_root, out), "--root", str(tmp_path / "no_data_here"))
+        args, status = args + ["TRAINER.DPLCLIP.MLP_DEPTH", "1"], 2
+        needles = ["invalid value for 'TRAINER.DPLCLIP.MLP_DEPTH': 1; expected >= 2"]
     elif case == "eval-only without model-dir":
         args, status = croft_args("CRoFT", synthetic_root, out, flags=["--eval-only"]), 1
         needles = ["--eval-only with trainer CRoFT needs --model-dir"]
@@ -597,7 +622,11 @@ def test_croft_dassl_errors_are_one_line(case, bridge, synthetic_root, croft_run
         needles = [f"--model-dir {trained} was trained with other settings", "DATASET.NUM_SHOTS"]
     proc = run_cli(["-m", "croft.dassl_bridge", COOP / "train.py", *args], tmp_path, with_coop=True)
     line = one_error_line(proc, status, *needles)
-    if case.startswith("unknown"):
+    if case == "bad value":  # (CoOp's train.py makes OUTPUT_DIR for its log first; croft-train makes nothing)
+        capsys.readouterr()
+        assert croft_main(_replace(args, "--output-dir", str(tmp_path / "croft_train"))) == status
+        assert line in capsys.readouterr().err.splitlines()
+    if case.startswith("unknown") or case == "bad value":
         return
     assert line.endswith("(set CROFT_TRACEBACK=1 for the traceback)")
     log = (out / "log.txt").read_text()  # Dassl's setup_logger tees stdout there: the traceback goes there too

@@ -22,7 +22,7 @@ from ..clip.feature_math import l2norm
 from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
 from .bcal_objective import BCALHyper, VariationalContext, bcal_batch_update
-from .prompt_learner import POSITIONS, PRECISIONS, ClassPrompts, PromptMethod
+from .prompt_learner import ClassPrompts, PromptMethod
 
 
 class BCALPromptLearner(VariationalContext):
@@ -61,17 +61,12 @@ def domain_names(dataset):
 class BCALMethod(PromptMethod):
     """Bayes-CAL, engine-independent."""
 
+    prompt_group = "BCAL"
+
     @classmethod
     def check_cfg(cls, cfg):
-        super().check_cfg(cfg)
+        super().check_cfg(cfg)  # PREC, CLASS_TOKEN_POSITION, N_CTX (PromptMethod)
         c = cfg.TRAINER.BCAL
-        if c.PREC not in PRECISIONS:
-            raise ValueError(f"invalid value for 'TRAINER.BCAL.PREC': {c.PREC!r}; expected one of {list(PRECISIONS)}")
-        if c.CLASS_TOKEN_POSITION not in POSITIONS:
-            raise ValueError(f"invalid value for 'TRAINER.BCAL.CLASS_TOKEN_POSITION': {c.CLASS_TOKEN_POSITION!r}; "
-                             f"expected one of {list(POSITIONS)}")
-        if c.N_CTX < 1 and not c.CTX_INIT.strip():
-            raise ValueError(f"invalid value for 'TRAINER.BCAL.N_CTX': {c.N_CTX}; expected >= 1")
         for key in ("alpha1", "alpha2", "alpha3"):
             if c[key] < 0:
                 raise ValueError(f"invalid value for 'TRAINER.BCAL.{key}': {c[key]}; expected a weight >= 0")

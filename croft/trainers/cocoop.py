@@ -46,6 +46,15 @@ class CoCoOpPromptLearner(nn.Module):
 class CoCoOpMethod(PromptMethod):
     """CoCoOp, engine-independent."""
 
+    prompt_group = "COCOOP"
+
+    @classmethod
+    def check_cfg(cls, cfg):
+        super().check_cfg(cfg)
+        if cfg.TRAINER.COCOOP.TEXT_CHUNK < 1:
+            raise ValueError(f"invalid value for 'TRAINER.COCOOP.TEXT_CHUNK': {cfg.TRAINER.COCOOP.TEXT_CHUNK}; "
+                             "expected >= 1 (prompts per text-encoder pass)")
+
     @classmethod
     def evaluates_unseen_classes(cls, cfg):
         """The learnt state (the shared context and the meta-net) does not depend on the class list, so ``--eval-only``
@@ -54,8 +63,6 @@ class CoCoOpMethod(PromptMethod):
 
     def build_model(self):
         cfg = self.cfg.TRAINER.COCOOP
-        if cfg.TEXT_CHUNK < 1:
-            raise ValueError(f"TRAINER.COCOOP.TEXT_CHUNK must be >= 1, got {cfg.TEXT_CHUNK}")
         self.load_backbone()
         self.setup_precision(cfg.PREC, "TRAINER.COCOOP.PREC")
         prompts = ClassPrompts(self.text_encoder, self.tokenizer, self.classnames, cfg.N_CTX,

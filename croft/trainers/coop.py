@@ -38,6 +38,8 @@ class CoOpPromptLearner(nn.Module):
 class CoOpMethod(PromptMethod):
     """CoOp, engine-independent."""
 
+    prompt_group = "COOP"
+
     @classmethod
     def evaluates_unseen_classes(cls, cfg):
         """A shared context (``CSC False``) does not depend on the class list, so ``--eval-only`` may evaluate

@@ -51,6 +51,21 @@ class DomainPromptMLP(nn.Module):
 class DPLCLIPMethod(PromptMethod):
     """DPLCLIP, engine-independent."""
 
+    prompt_group = "DPLCLIP"
+
+    @classmethod
+    def check_cfg(cls, cfg):
+        super().check_cfg(cfg)
+        c = cfg.TRAINER.DPLCLIP
+        if c.MLP_DEPTH < 2:
+            raise ValueError(f"invalid value for 'TRAINER.DPLCLIP.MLP_DEPTH': {c.MLP_DEPTH}; expected >= 2 "
+                             "(linear layers: input -> MLP_WIDTH ... -> prompt tokens)")
+        if c.MLP_WIDTH < 1:
+            raise ValueError(f"invalid value for 'TRAINER.DPLCLIP.MLP_WIDTH': {c.MLP_WIDTH}; expected >= 1")
+        if not 0.0 <= c.MLP_DROPOUT < 1.0:
+            raise ValueError(f"invalid value for 'TRAINER.DPLCLIP.MLP_DROPOUT': {c.MLP_DROPOUT}; expected a "
+                             "probability in [0, 1)")
+
     @classmethod
     def evaluates_unseen_classes(cls, cfg):
         """The learnt state (the domain-prompt MLP) does not depend on the class list, so ``--eval-only``

@@ -146,6 +146,21 @@ class ClassPrompts(nn.Module):
         return self.tokens.repeat(repeats, 1) if repeats > 1 else self.tokens
 
 
+def check_prompt_keys(cfg, group):
+    """Reject bad values of a prompt learner's ``TRAINER.<group>`` keys: ``PREC``,
+    ``CLASS_TOKEN_POSITION`` and ``N_CTX`` (at least one token, unless ``CTX_INIT`` gives the words)."""
+    node, key = cfg.TRAINER[group], f"TRAINER.{group}"
+    if node.PREC not in PRECISIONS:
+        raise ValueError(f"invalid value for '{key}.PREC': {node.PREC!r}; expected one of {list(PRECISIONS)}")
+    if node.CLASS_TOKEN_POSITION not in POSITIONS:
+        raise ValueError(f"invalid value for '{key}.CLASS_TOKEN_POSITION': {node.CLASS_TOKEN_POSITION!r}; "
+                         f"expected one of {list(POSITIONS)}")
+    has_init = "CTX_INIT" in node
+    if node.N_CTX < 1 and not (has_init and node.CTX_INIT.replace("_", " ").strip()):
+        raise ValueError(f"invalid value for '{key}.N_CTX': {node.N_CTX}; expected >= 1"
+                         + (f" (or words in {key}.CTX_INIT)" if has_init else ""))
+
+
 class PromptMethod(FrozenCLIPMethod):
     """A frozen-CLIP method whose prompts pass through the text tower, with ``PREC`` handling.
 
@@ -155,7 +170,18 @@ class PromptMethod(FrozenCLIPMethod):
     - ``amp`` (CUDA only): fp32 weights, the text forward under fp16 autocast, a gradient scaler.
     On a CPU, fp16 and amp fall back to fp32 with a logged warning. The image encoder is not
     affected (it follows ``MODEL.AUTOCAST`` and may be served by the feature cache).
+
+    ``prompt_group``: the method's ``TRAINER.<group>`` (``COOP``, ...), whose ``PREC``,
+    ``CLASS_TOKEN_POSITION`` and ``N_CTX`` :meth:`check_cfg` checks (:func:`check_prompt_keys`).
     """
+
+    prompt_group = None
+
+    @classmethod
+    def check_cfg(cls, cfg):
+        super().check_cfg(cfg)
+        if cls.prompt_group is not None:
+            check_prompt_keys(cfg, cls.prompt_group)
 
     def setup_precision(self, prec, key):
         if prec not in PRECISIONS:
