@@ -7,6 +7,7 @@ import yaml
 
 from croft.config import ConfigError, get_cfg_default, merge_from_file
 from croft.config.merge import config_layers
+from croft.sweep.grid import GridError, read_grid_tree
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAINER_YAMLS = sorted(glob.glob(os.path.join(REPO, "configs", "trainers", "*", "*.yaml")))
@@ -133,6 +134,31 @@ def test_files_without_base_are_unchanged(tmp_path):
         merged(str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match=r"list.yaml: expected a mapping"):
         merged(write(tmp_path / "list.yaml", "- a\n- b\n"))
+
+
+# ------------------------------------------------------------------ sweep grids inherit the same way
+
+def test_a_grid_merges_mappings_of_its_bases_in_order_and_replaces_the_rest(tmp_path):
+    write(tmp_path / "base" / "root.yaml", "trainer: CoOp\nfixed: {OPTIM.LR: 0.1, SEED: 1}\naxes: {seed: [1, 2]}\n")
+    write(tmp_path / "base" / "mid.yaml", "_BASE_: root.yaml\nfixed: {OPTIM.LR: 0.2}\naxes: {seed: [3]}\n")
+    top = write(tmp_path / "top.yaml", "_BASE_: base/mid.yaml\nfixed: {OPTIM.MAX_EPOCH: 5}\n")
+    assert read_grid_tree(top) == {"trainer": "CoOp", "fixed": {"OPTIM.LR": 0.2, "SEED": 1, "OPTIM.MAX_EPOCH": 5},
+                                   "axes": {"seed": [3]}}
+
+
+@pytest.mark.parametrize("files, top, message", [
+    ({"a.yaml": "_BASE_: b.yaml\n", "b.yaml": "_BASE_: a.yaml\n"}, "a.yaml",
+     r"grid cycle: \S*a\.yaml -> \S*b\.yaml -> \S*a\.yaml$"),
+    ({"mid.yaml": "_BASE_: gone.yaml\n", "top.yaml": "_BASE_: mid.yaml\n"}, "top.yaml",
+     r"mid\.yaml: base grid not found: 'gone\.yaml'"),
+    ({"bad.yaml": "_BASE_: [a.yaml, 3]\n"}, "bad.yaml", r"bad\.yaml: '_BASE_' must be a path or a list of paths"),
+    ({"list.yaml": "- a\n"}, "list.yaml", r"list\.yaml: expected a mapping at the top level \(trainer, "),
+])
+def test_a_grid_s_bases_are_checked_as_a_config_s(tmp_path, files, top, message):
+    for name, text in files.items():
+        write(tmp_path / name, text)
+    with pytest.raises(GridError, match=message):
+        read_grid_tree(str(tmp_path / top))
 
 
 # ------------------------------------------------------------------ the shipped trainer configs

@@ -12,11 +12,12 @@ merged first, in order and recursively, then the file's own keys override them::
     _BASE_: [../base/clip_rn50.yaml, ../base/sgd_cosine_ep30.yaml]
     OPTIM:
       MAX_EPOCH: 100
-"""
-import os
 
-import yaml
+(:mod:`croft.config.inherit` reads the files; sweep grids inherit the same way.)
+"""
 from yacs.config import CfgNode as CN
+
+from .inherit import inherited_layers
 
 
 class ConfigError(ValueError):
@@ -107,43 +108,6 @@ def flatten(tree, prefix=""):
             yield key, value
 
 
-BASE_KEY = "_BASE_"
-
-
-def _read_yaml(path, source):
-    """The top-level mapping of ``path`` (``{}`` for an empty file); ``source`` names it in errors."""
-    try:
-        with open(path, "r") as f:
-            tree = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {source}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file not found: {source} is a folder") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    if tree is None:
-        return {}
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{source}: expected a mapping of config keys at the top level")
-    return tree
-
-
-def _base_paths(tree, path):
-    """The paths named by the ``_BASE_`` key of ``tree`` (read from ``path``), resolved."""
-    bases = tree.pop(BASE_KEY, None)
-    if bases is None:
-        return []
-    if isinstance(bases, str):
-        bases = [bases]
-    if not isinstance(bases, list) or not all(isinstance(b, str) and b.strip() for b in bases):
-        raise ConfigError(
-            f"{path}: '{BASE_KEY}' must be a path or a list of paths (relative to the file's folder), "
-            f"got {bases!r}"
-        )
-    folder = os.path.dirname(str(path))
-    return [(base, os.path.normpath(os.path.join(folder, base))) for base in bases]
-
-
 def config_layers(path):
     """The files that :func:`merge_from_file` merges for ``path``, in merge order.
 
@@ -152,24 +116,7 @@ def config_layers(path):
     (and, for a base, the file that included it). Raises :class:`ConfigError` for a missing file,
     invalid YAML, a ``_BASE_`` that is not a path or a list of paths, or a cycle of bases.
     """
-    layers = []
-
-    def visit(file, source, chain):
-        real = os.path.realpath(file)
-        names = [shown for shown, _ in chain]
-        if real in [seen for _, seen in chain]:
-            raise ConfigError("config cycle: " + " -> ".join(names + [str(file)]))
-        tree = _read_yaml(file, source)
-        chain = chain + [(str(file), real)]
-        for base, resolved in _base_paths(tree, file):
-            if not os.path.isfile(resolved):
-                where = "" if os.path.isabs(base) else f", relative to the folder of {file}"
-                raise ConfigError(f"{file}: base config not found: '{base}' (looked for {resolved}{where})")
-            visit(resolved, f"{resolved} (base of {file})", chain)
-        layers.append((source, list(flatten(tree))))
-
-    visit(path, str(path), [])
-    return layers
+    return [(source, list(flatten(tree))) for source, tree in inherited_layers(path, ConfigError)]
 
 
 def merge_from_file(cfg, path):

@@ -36,8 +36,7 @@ import os
 import re
 from collections import OrderedDict
 
-import yaml
-
+from ..config.inherit import inherited_layers
 from ..config.locate import configs_dir
 
 # configs/ of a checkout, or the copy shipped inside an installed package (croft/config/locate.py)
@@ -45,7 +44,6 @@ SWEEPS_DIR = os.path.join(configs_dir(), "sweeps")
 DATASETS_DIR = os.path.join(configs_dir(), "datasets")
 TRAINERS_DIR = os.path.join(configs_dir(), "trainers")
 
-BASE_KEY = "_BASE_"
 TOP_KEYS = ("name", "trainer", "dataset_config", "trainer_configs", "domains", "fixed", "axes", "zip",
             "per_config", "per_dataset", "stages", "labels", "slurm", "description")
 STAGE_KEYS = ("name", "overrides", "use")
@@ -80,21 +78,6 @@ def resolve_grid_path(name):
                     "sweep YAML such as configs/sweeps/croft_setup1.yaml")
 
 
-def _read_yaml(path, source):
-    try:
-        with open(path, encoding="utf-8") as f:
-            tree = yaml.safe_load(f)
-    except OSError as exc:
-        raise GridError(f"{source}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise GridError(f"{source}: not valid YAML: {exc}") from None
-    if tree is None:
-        return {}
-    if not isinstance(tree, dict):
-        raise GridError(f"{source}: expected a mapping at the top level (trainer, dataset_config, axes, ...)")
-    return tree
-
-
 def _merge(base, over):
     """Mappings merge key by key; anything else (lists, scalars) is replaced."""
     out = copy.deepcopy(base)
@@ -106,26 +89,13 @@ def _merge(base, over):
     return out
 
 
-def read_grid_tree(path, _chain=()):
+def read_grid_tree(path):
     """The grid mapping of ``path`` with its ``_BASE_`` files merged in (bases first)."""
-    real = os.path.realpath(path)
-    if real in _chain:
-        raise GridError(f"{path}: {BASE_KEY} cycle: " + " -> ".join(list(_chain) + [real]))
-    tree = _read_yaml(path, path)
-    bases = tree.pop(BASE_KEY, None)
-    if bases is None:
-        return tree
-    if isinstance(bases, str):
-        bases = [bases]
-    if not isinstance(bases, list) or not all(isinstance(b, str) and b for b in bases):
-        raise GridError(f"{path}: {BASE_KEY} must be a path or a list of paths (relative to the file), got {bases!r}")
     merged = {}
-    for base in bases:
-        base_path = os.path.normpath(os.path.join(os.path.dirname(path), base))
-        if not os.path.isfile(base_path):
-            raise GridError(f"{path}: base grid not found: {base} (looked for {base_path})")
-        merged = _merge(merged, read_grid_tree(base_path, _chain + (real,)))
-    return _merge(merged, tree)
+    for _, tree in inherited_layers(path, GridError, kind="grid",
+                                    expected="a mapping at the top level (trainer, dataset_config, axes, ...)"):
+        merged = _merge(merged, tree)
+    return merged
 
 
 class Axis:
