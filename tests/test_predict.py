@@ -3,9 +3,10 @@ written at the end of a run (``croft.evaluation.detector``).
 
 On synthetic PACS with the tiny backbone (1 epoch, 2 shots, sketch held out, DTD as the open set),
 for every registered trainer: a run restored from its folder alone (its config pointing at a dataset
-root that does not exist) predicts the held-out test images with the logits of the evaluation path,
-and the energies of the run's ``scores.npz``. The command line writes one row per image, an
-unreadable file included, and bad run folders fail with one line.
+root that does not exist) predicts the held-out test images and the open-set images with the logits
+of the evaluation path and every score of the run's ``scores.npz`` (DPLCLIP's MCM included: its text
+features vary by batch). The command line writes one row per image, an unreadable file included, and
+bad run folders fail with one line.
 
 A run folder whose files do not describe one run (an edited config.yaml, a checkpoint or a
 fingerprint.json of another run) is refused, naming the key; a folder of checkpoints in the original
@@ -28,17 +29,20 @@ import croft
 import croft.engine.trainer as trainer_module
 import croft.trainers  # noqa: F401  (registers every trainer)
 from croft.engine.trainer import TRAINER_REGISTRY
-from croft.evaluation.detector import (DETECTOR_FILE, KNN_BANK_FILE, VAL_SCORES_FILE, threshold_at,
-                                       write_detector)
+from croft.evaluation.detector import threshold_at, write_detector
 from croft.evaluation.inference import FINAL
 from croft.predict import PredictError, main as predict_main
-from croft.results.io import load_scores, shift_key
+from croft.results.io import id_key, load_scores, ood_key, shift_key
+from croft.results.layout import (DETECTOR_FILE, DETECTOR_KNN_BANK_FILE, DETECTOR_VAL_SCORES_FILE as VAL_SCORES_FILE,
+                                  SCORE_CONTEXT_FILE)
 from croft.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINERS = TRAINER_REGISTRY.names()
 FAST = ["DATALOADER.NUM_WORKERS", "0", "MODEL.BACKBONE.PRETRAINED", "none", "TEST.PLOT", "False"]
 TEST_BATCH = 32
+#: Per-trainer settings of the 1-epoch runs: LP-FT's linear-probe stage needs an epoch of its own.
+EXTRA = {"LP_FT": ["OPTIM.MAX_EPOCH", "2", "TRAINER.LP_FT.LP_EPOCHS", "1"]}
 
 
 def config_args(name):
@@ -55,7 +59,7 @@ def run_args(name, root, out):
             "--backbone", "tiny", "--output-dir", str(out), "TEST_ENV", "test_on_sketch.json",
             "DATASET.NUM_SHOTS", "2", "DATASET.OOD_SETS", "['DTD']", "OPTIM.MAX_EPOCH", "1",
             "DATALOADER.TRAIN_X.BATCH_SIZE", "8", "DATALOADER.TEST.BATCH_SIZE", str(TEST_BATCH),
-            "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", "2", *FAST]
+            "TRAINER.TIP_ADAPTER.AUGMENT_EPOCH", "2", *FAST, *EXTRA.get(name, [])]
 
 
 def train_keeping_trainer(args):
@@ -122,20 +126,13 @@ def test_threshold_rule():
         threshold_at(values, 0.0)
 
 
-def test_import_croft_stays_light_and_constants_agree():
-    code = "import sys, croft; assert 'torch' not in sys.modules; croft.Predictor; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
-    import croft.predict as predict
-    from croft.engine.checkpoint import BEST_NAME, epoch_file_name
-    from croft.results.io import RESULTS_FILE, SCHEMA_VERSION
-
-    from croft.engine.checkpoint import LAST_NAME
-    from croft.engine.run_folder import FINGERPRINT_FILE
-
-    # croft.predict checks run folders without importing torch, so it spells these out
-    assert (predict.BEST_NAME, predict.EPOCH_PREFIX + "3") == (BEST_NAME, epoch_file_name(3))
-    assert (predict.RESULTS_FILE, predict.SCHEMA_VERSION) == (RESULTS_FILE, SCHEMA_VERSION)
-    assert (predict.LAST_NAME, predict.FINGERPRINT_FILE) == (LAST_NAME, FINGERPRINT_FILE)
+def test_import_croft_and_checking_a_run_folder_stay_light(runs):
+    """``import croft`` and the run-folder checks of croft-predict import no torch (they answer at once)."""
+    code = ("import sys, croft; croft.Predictor; assert 'torch' not in sys.modules; "
+            "from croft.predict import check_run_dir; info = check_run_dir(sys.argv[1]); "
+            "assert info.results['trainer'] == 'CRoFT' and info.detector['format'] == 1; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code, str(runs("CRoFT").moved)], cwd=REPO, check=True, timeout=60)
 
 
 # ------------------------------------------------------------------------------------------ every trainer
@@ -153,7 +150,8 @@ def test_predict_matches_the_evaluation_path(runs, name):
     # The evaluation path: the trained trainer over the run's test loader, final settings.
     trainer.set_model_mode("eval")
     with torch.no_grad():
-        batches = [(trainer.inference(b.features, FINAL).logits.float().cpu(), b.impaths) for b in trainer.test_loader]
+        batches = [(trainer.inference(b.features if b.features is not None else trainer.encode(b.images, FINAL),
+                                      FINAL).logits.float().cpu(), b.impaths) for b in trainer.test_loader]
     expected = torch.cat([logits for logits, _ in batches]).numpy()
     paths = [p for _, impaths in batches for p in impaths]
     assert paths == [item.impath for item in trainer.dataset.test]
@@ -166,9 +164,19 @@ def test_predict_matches_the_evaluation_path(runs, name):
     assert predictions.classes == [trainer.classnames[i] for i in expected.argmax(1)]
     probs = torch.softmax(torch.from_numpy(expected).double(), 1).max(1).values.numpy()
     np.testing.assert_allclose(predictions.confidence, probs, rtol=1e-5)
-    # ... and the energies the run wrote (logsumexp of its final logits, in test order).
-    written = load_scores(run.out)[shift_key("sketch")]
-    np.testing.assert_allclose(predictions.scores["energy"], written, rtol=1e-5, atol=1e-5)
+
+    # Every score the run wrote, for the ID test images (the standard protocol's ID side, in test order)
+    # and the open-set images (in the evaluation's order): the same encode, inference and score context.
+    written = load_scores(run.out)
+    np.testing.assert_allclose(predictions.scores["energy"], written[shift_key("sketch")], rtol=1e-5, atol=1e-5)
+    ood_paths = [item.impath for item in trainer.dataset.ood["DTD"]]
+    ood = predictor.predict(ood_paths, batch_size=cfg.DATALOADER.TEST.BATCH_SIZE)
+    assert predictor.score_names == list(cfg.TEST.OOD_SCORES)
+    for score in cfg.TEST.OOD_SCORES:
+        np.testing.assert_allclose(predictions.scores[score], written[id_key(score)], rtol=1e-5, atol=1e-5,
+                                   err_msg=f"{name} {score} (ID test)")
+        np.testing.assert_allclose(ood.scores[score], written[ood_key("DTD", score)], rtol=1e-5, atol=1e-5,
+                                   err_msg=f"{name} {score} (DTD)")
 
     # Detector: every score the run evaluated; thresholds keep 95% of the ID val scores.
     detector = json.loads((run.out / DETECTOR_FILE).read_text())
@@ -185,8 +193,15 @@ def test_predict_matches_the_evaluation_path(runs, name):
         assert (values >= threshold).mean() >= 0.95
         assert threshold == threshold_at(values, 0.95) == predictor.threshold(score)
         assert predictor.threshold(score, tpr=0.5) == threshold_at(values, 0.5)
-    bank = np.load(run.out / KNN_BANK_FILE)
+    # The score context the evaluation used, saved with the run: the val features as the bank, k capped at its size.
+    assert not (run.out / DETECTOR_KNN_BANK_FILE).exists()
+    with np.load(run.out / SCORE_CONTEXT_FILE) as context:
+        bank, k = context["knn_bank"], int(context["knn_k"])
     assert bank.dtype == np.float32 and bank.shape == (detector["knn"]["bank_size"], trainer.feat_dim)
+    assert len(bank) == len(trainer.dataset.val) == 14 and detector["knn"]["bank_source"] == "val"
+    assert k == min(cfg.TEST.KNN_K, len(bank)) == detector["knn"]["k"] == predictor.knn_k
+    assert detector["knn"]["val_k"] == k - 1  # each val image scored leave-one-out, among the 13 others
+    np.testing.assert_array_equal(predictor.knn_bank.numpy(), bank)
     assert predictor.score_names == detector["scores"]
     assert all(np.isfinite(predictions.scores[s]).all() for s in predictor.score_names)
     flags = predictions.scores["energy"] < detector["thresholds"]["energy"]
@@ -232,7 +247,7 @@ def test_thresholds_of_a_score_whose_definition_changed_are_refused(runs, tmp_pa
 def test_run_without_detector_takes_classes_from_its_dataset(runs, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(runs("CoOp").out, run)  # config.yaml names the (existing) synthetic root
-    for name in (DETECTOR_FILE, VAL_SCORES_FILE, KNN_BANK_FILE):
+    for name in (DETECTOR_FILE, VAL_SCORES_FILE, SCORE_CONTEXT_FILE):
         (run / name).unlink()
     predictor = croft.load(run, device="cpu")
     assert predictor.detector is None and predictor.score_names == ["energy", "mcm", "max_logit"]
@@ -243,6 +258,55 @@ def test_run_without_detector_takes_classes_from_its_dataset(runs, tmp_path):
     assert all(row["is_unknown"] is None for row in predictions)
     np.testing.assert_allclose(predictions.logits, croft.load(runs("CoOp").moved, device="cpu").predict(paths).logits,
                                rtol=1e-5, atol=1e-5)
+
+
+def test_score_context_saved_with_the_run(tmp_path):
+    from croft.evaluation.score_context import ScoreContext, load_score_context, save_score_context
+
+    assert load_score_context(tmp_path) is None  # a run written before croft saved it
+    bank = torch.randn(5, 3)
+    save_score_context(ScoreContext(knn_bank=bank, knn_k=4, mcm_temperature=0.5), tmp_path)
+    loaded = load_score_context(tmp_path)
+    assert torch.equal(loaded.knn_bank, bank) and loaded.knn_bank.dtype == torch.float32
+    assert (loaded.knn_k, loaded.mcm_temperature) == (4, 0.5) and type(loaded.knn_k) is int
+    save_score_context(ScoreContext(knn_k=7), tmp_path)  # no KNN bank: nothing saved for it
+    loaded = load_score_context(tmp_path)
+    assert loaded.knn_bank is None and (loaded.knn_k, loaded.mcm_temperature) == (7, 1.0)
+    path = tmp_path / SCORE_CONTEXT_FILE
+    np.savez(path, knn_k=np.int64(3), bank=np.zeros(2))
+    with pytest.raises(ValueError, match=f"^{path}: unknown score context field 'bank'"):
+        load_score_context(tmp_path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match=f"^{path}: unreadable score context"):
+        load_score_context(tmp_path)
+
+
+def test_run_written_before_the_score_context_was_saved(runs, tmp_path):
+    """The earlier layout: the KNN bank in detector_knn_bank.npy and its k in detector.json, no score_context.npz."""
+    new = croft.load(runs("CRoFT").moved, device="cpu")
+    paths = [item.impath for item in runs("CRoFT").trainer.dataset.test[:TEST_BATCH]]
+    expected = new.predict(paths)
+    run = tmp_path / "run"
+    shutil.copytree(runs("CRoFT").moved, run)
+    (run / SCORE_CONTEXT_FILE).unlink()
+    np.save(run / DETECTOR_KNN_BANK_FILE, new.knn_bank.numpy())
+    detector = json.loads((run / DETECTOR_FILE).read_text())
+    knn = detector["knn"]
+    for k in (new.knn_k, knn["val_k"]):
+        detector["knn"] = {"k": k, "bank": DETECTOR_KNN_BANK_FILE, "bank_size": knn["bank_size"],
+                           "bank_source": "val", "leave_one_out": True}
+        (run / DETECTOR_FILE).write_text(json.dumps(detector))
+        old = croft.load(run, device="cpu")
+        assert old.score_names == new.score_names and old.knn_k == k
+        np.testing.assert_array_equal(old.knn_bank.numpy(), new.knn_bank.numpy())
+        got = old.predict(paths)
+        for score in ("energy", "mcm", "max_logit"):
+            np.testing.assert_array_equal(got.scores[score], expected.scores[score])
+        same = np.array_equal(got.scores["knn"], expected.scores["knn"])
+        assert same == (k == new.knn_k), k  # the stored k is the one used
+    (run / SCORE_CONTEXT_FILE).write_bytes(b"not a zip file")
+    with pytest.raises(PredictError, match=f"^unreadable score context, {run}, the score_context.npz"):
+        croft.load(run, device="cpu")
 
 
 # ------------------------------------------------------------------------------------------ command line
@@ -529,7 +593,8 @@ def test_original_format_folder_with_explicit_settings(runs, original_run, synth
             np.testing.assert_allclose(predictor.val_scores(score), data[score], rtol=1e-5, atol=1e-5)
             assert predictor.threshold(score, tpr=0.5) == pytest.approx(threshold_at(data[score], 0.5), rel=1e-5,
                                                                          abs=1e-5)
-    np.testing.assert_allclose(predictor.knn_bank.numpy(), np.load(run.out / KNN_BANK_FILE), rtol=1e-5, atol=1e-6)
+    with np.load(run.out / SCORE_CONTEXT_FILE) as context:
+        np.testing.assert_allclose(predictor.knn_bank.numpy(), context["knn_bank"], rtol=1e-5, atol=1e-6)
     assert predictor.knn_k == stored["knn"]["k"]
     assert got.threshold is not None and got.is_unknown.tolist() == (got.scores["energy"] < got.threshold).tolist()
     assert sorted(p.name for p in original_run.rglob("*")) == sorted(["clip_adapter", "generator", BEST, BEST])

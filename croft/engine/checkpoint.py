@@ -30,18 +30,13 @@ import warnings
 
 import torch
 
+from ..results.layout import BEST_NAME, CHECKPOINT_MARKER, LAST_NAME, epoch_file_name
 from ..utils.atomic import atomic_write, atomic_write_text
 from ..utils.errors import CheckpointError
 
-BEST_NAME = "model-best.pth.tar"
-LAST_NAME = "last.pth.tar"
 #: Key of a loaded checkpoint that lists the entries the restricted unpickler could not keep
 #: (``{entry: what it held}``); absent for plain files.
 DROPPED_KEY = "dropped"
-
-
-def epoch_file_name(epoch):
-    return f"model.pth.tar-{epoch}"
 
 
 def save_checkpoint(state, model_dir, is_best=False, file_name=None):
@@ -51,7 +46,7 @@ def save_checkpoint(state, model_dir, is_best=False, file_name=None):
     path = os.path.join(model_dir, file_name)
     atomic_write(path, lambda f: torch.save(state, f), binary=True)
     if not is_best:
-        atomic_write_text(os.path.join(model_dir, "checkpoint"), file_name + "\n")
+        atomic_write_text(os.path.join(model_dir, CHECKPOINT_MARKER), file_name + "\n")
     return path
 
 
@@ -281,7 +276,7 @@ def load_checkpoint(path, map_location="cpu"):
 
 def latest_checkpoint(model_dir):
     """Path of the file named in ``<model_dir>/checkpoint``, or None."""
-    marker = os.path.join(model_dir, "checkpoint")
+    marker = os.path.join(model_dir, CHECKPOINT_MARKER)
     if not os.path.isfile(marker):
         return None
     with open(marker) as f:

@@ -8,9 +8,8 @@ scalars go to ``OUTPUT_DIR/tensorboard/`` (``train/<meter>``, ``train/lr``, ``va
 import json
 import os
 
+from ..results.layout import METRICS_FILE, TENSORBOARD_DIR
 from ..utils.atomic import atomic_write_text
-
-METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsLog:
@@ -24,7 +23,7 @@ class MetricsLog:
             except ImportError as exc:
                 raise RuntimeError("TRAIN.TENSORBOARD True needs the 'tensorboard' package "
                                    f"(pip install tensorboard): {exc}") from None
-            self.writer = SummaryWriter(log_dir=os.path.join(output_dir, "tensorboard"), purge_step=start_epoch + 1)
+            self.writer = SummaryWriter(log_dir=os.path.join(output_dir, TENSORBOARD_DIR), purge_step=start_epoch + 1)
 
     def _keep_until(self, epoch):
         if not os.path.isfile(self.path):

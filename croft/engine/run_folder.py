@@ -17,7 +17,6 @@ deleted when the run lets go. A second run (a second ``croft-sweep``, a SLURM jo
 :func:`run_folder_holder` tells who holds a folder without taking it.
 """
 import errno
-import glob
 import json
 import os
 import shutil
@@ -30,34 +29,14 @@ try:
     import fcntl
 except ImportError:  # not a POSIX system: folders cannot be claimed
     fcntl = None
-from .checkpoint import BEST_NAME, LAST_NAME, load_checkpoint
+from ..results.layout import (BEST_NAME, CONFIG_FILE, FINGERPRINT_FILE, LOCK_FILE, LOG_FILE, OLD_DIR, RUN_FILES,
+                              STAGE_FILE, TIP_ADAPTER_CACHE_DIR, has_run, model_folders)
+from .checkpoint import load_checkpoint
 from .fingerprint import describe, differences
-
-FINGERPRINT_FILE = "fingerprint.json"
-OLD_DIR = ".old"
-RESULTS_FILES = ("results.json", "scores.npz", "energy.png", "metrics.jsonl", "detector.json",
-                 "detector_val_scores.npz", "detector_knn_bank.npy", "config.yaml", FINGERPRINT_FILE, LAST_NAME)
 
 
 class RunFolderError(RuntimeError):
     """A folder that this run may not use as asked (the message says why and the ways out)."""
-
-
-def model_folders(directory):
-    """Sub-folders that hold checkpoints (``<name>/model-best.pth.tar`` or a ``checkpoint`` marker)."""
-    found = []
-    for sub in sorted(glob.glob(os.path.join(directory, "*"))):
-        if os.path.isdir(sub) and not os.path.basename(sub).startswith(".") and (
-                os.path.isfile(os.path.join(sub, BEST_NAME)) or os.path.isfile(os.path.join(sub, "checkpoint"))
-                or glob.glob(os.path.join(sub, "model.pth.tar-*"))):
-            found.append(sub)
-    return found
-
-
-def has_run(directory):
-    return os.path.isdir(directory) and (
-        os.path.isfile(os.path.join(directory, "results.json")) or os.path.isfile(os.path.join(directory, LAST_NAME))
-        or bool(model_folders(directory)))
 
 
 def read_fingerprint(directory):
@@ -108,9 +87,8 @@ def restart(directory):
         target = f"{target.rstrip('0123456789-')}-{suffix}"
         suffix += 1
     os.makedirs(target)
-    moved = [p for p in (os.path.join(directory, n) for n in RESULTS_FILES) if os.path.exists(p)]
+    moved = [p for p in (os.path.join(directory, n) for n in RUN_FILES + (TIP_ADAPTER_CACHE_DIR,)) if os.path.exists(p)]
     moved += model_folders(directory)
-    moved += glob.glob(os.path.join(directory, "tip_adapter_cache"))
     for path in moved:
         shutil.move(path, os.path.join(target, os.path.basename(path)))
     return target
@@ -164,7 +142,7 @@ def check_source_dir(directory, fingerprint, what, logger=None, may_differ=()):
                 if any(d[0] in CLASS_LIST_KEYS for d in diffs) else "")
         raise RunFolderError(
             f"{what} {directory} was trained with other settings ({source}): {describe(diffs)}; pass the settings "
-            f"it was trained with (see {os.path.join(directory, 'config.yaml')}), or train anew{hint}")
+            f"it was trained with (see {os.path.join(directory, CONFIG_FILE)}), or train anew{hint}")
     if allowed and logger is not None:
         logger.info(f"{what} {directory}: evaluated with {describe(allowed)} (the trainer's learnt state does not "
                     "depend on the class list)")
@@ -173,7 +151,6 @@ def check_source_dir(directory, fingerprint, what, logger=None, may_differ=()):
 # ---------------------------------------------------------------------------------------------
 # one run per folder
 
-LOCK_FILE = ".run.lock"
 #: Errors of ``flock`` that mean "held by another process".
 _BUSY = (errno.EACCES, errno.EAGAIN, errno.EWOULDBLOCK)
 #: How long a claim retries a lock that looks held: :func:`run_folder_holder` holds a shared lock
@@ -356,7 +333,7 @@ def _own_folders(directory):
         sub = os.path.join(directory, entry)
         if entry.startswith(".") or not os.path.isdir(sub):
             continue
-        if any(os.path.exists(os.path.join(sub, n)) for n in ("log.txt", "stage.json", FINGERPRINT_FILE, LOCK_FILE)):
+        if any(os.path.exists(os.path.join(sub, n)) for n in (LOG_FILE, STAGE_FILE, FINGERPRINT_FILE, LOCK_FILE)):
             continue
         folders.append(sub)
     return folders

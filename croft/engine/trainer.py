@@ -349,7 +349,7 @@ class EngineCore:
 
         started = time.time()
         evaluation = Evaluator(self.cfg, self.dataset, self.dm, self, FINAL).evaluate()
-        write_detector(self)  # thresholds for croft-predict (docs/predict.md), before results.json
+        write_detector(self, evaluation=evaluation)  # croft-predict thresholds (docs/predict.md), before results.json
         cfg = self.cfg
         title = f"{cfg.TRAINER.NAME} {cfg.DATASET.NAME} {cfg.TEST_ENV}" if cfg.TEST.PLOT else None
         self.timing["eval_s"] += time.time() - started

@@ -5,9 +5,14 @@
 
 - ``OUTPUT_DIR/detector_val_scores.npz``: per score, the ID val scores sorted ascending (float64),
   so that ``croft-predict --tpr`` can re-threshold at any TPR without ID data;
-- ``OUTPUT_DIR/detector_knn_bank.npy``: the KNN bank (float32, N x D), when ``knn`` was evaluated;
+- ``OUTPUT_DIR/score_context.npz``: the run's score context (the KNN bank and ``k``, the MCM
+  temperature, :mod:`.score_context`), with which the evaluation scored its sets and predict scores
+  new images;
 - ``OUTPUT_DIR/detector.json`` last (each file atomically): the thresholds at :data:`DEFAULT_TPR`,
   the class names, the logit convention, and what the thresholds came from.
+
+Runs written before the score context was saved have ``detector_knn_bank.npy`` instead (the KNN
+bank; ``k`` in detector.json); predict still reads them.
 
 **Threshold rule** (:func:`threshold_at`): for ``n`` ID scores and a TPR ``t`` in (0, 1], the
 threshold is the ``m``-th largest score with ``m = ceil(t * n)`` (at least one). At least ``m``
@@ -17,21 +22,20 @@ ID samples (``>= t * n``; more with ties) have a score ``>=`` the threshold, and
 Without a val split the thresholds come from the ID side of the test evaluation (the open-set
 protocol's ID side, ``"source": "test"`` in the file). :func:`compute_detector` computes the same
 without writing (``croft.predict`` does so for a run folder that has no detector.json).
-``docs/predict.md`` documents the files.
+Given the run's :class:`~croft.evaluation.evaluator.EvaluationResult`, both reuse its val and test
+outputs and its score context instead of inferring again. ``docs/predict.md`` documents the files.
 """
+import dataclasses
 import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
+from ..results.layout import DETECTOR_FILE, DETECTOR_VAL_SCORES_FILE as VAL_SCORES_FILE, SCORE_CONTEXT_FILE
 from ..utils.atomic import atomic_write, atomic_write_text
-
-DETECTOR_FILE = "detector.json"
-VAL_SCORES_FILE = "detector_val_scores.npz"
-KNN_BANK_FILE = "detector_knn_bank.npy"
 #: Version of the detector.json layout written here.
 DETECTOR_FORMAT = 1
 #: The TPR of the thresholds stored in detector.json.
@@ -40,8 +44,8 @@ THRESHOLD_RULE = ("threshold = the ceil(tpr * n)-th largest of the n ID scores; 
                   "score is < threshold (every score: higher = more in-distribution)")
 LOGIT_CONVENTION = ("logits are CLIP's logit scale times cosine similarities (already scaled), from the final "
                     "inference settings; confidence = max softmax(logits); energy = logsumexp(logits); the scores "
-                    "are those of croft.ood.scores (docs/protocols.md §3), higher = more in-distribution; knn uses "
-                    "the stored bank and k")
+                    "are those of croft.ood.scores (docs/protocols.md §3), higher = more in-distribution; knn and mcm "
+                    "use the run's score context (score_context.npz)")
 
 
 def check_tpr(tpr):
@@ -111,58 +115,64 @@ def score_probe(names, mcm_temperature=1.0):
 @dataclass
 class DetectorData:
     """The detector of a run: ``detector`` (the content of detector.json), ``val_scores`` (per score,
-    the sorted ID scores of detector_val_scores.npz) and ``knn_bank`` (float32 N x D, or None)."""
+    the sorted ID scores of detector_val_scores.npz) and ``score_context`` (the run's
+    :class:`~croft.evaluation.scores.ScoreContext`, which predict scores new images with)."""
     detector: dict
     val_scores: Dict[str, np.ndarray]
-    knn_bank: Optional[np.ndarray] = None
+    score_context: Optional[Any] = None
 
 
-def compute_detector(trainer, tpr=DEFAULT_TPR):
+def compute_detector(trainer, tpr=DEFAULT_TPR, *, evaluation=None):
     """The :class:`DetectorData` of a built trainer with its models loaded, computed as the run's final
     evaluation does (ID val set, else the ID side of the test set); None without any ID sample.
 
     Reads the trainer's ``cfg``, ``dataset``, ``dm`` (data manager), ``classnames``, and its inference
-    interface (``set_model_mode``, ``inference``) through the evaluator's runner. Writes nothing.
+    interface (``set_model_mode``, ``encode``, ``inference``) through the evaluator's runner. Writes
+    nothing. ``evaluation``: the run's :class:`~croft.evaluation.evaluator.EvaluationResult`, whose
+    val / test outputs and score context are reused (the same numbers, without inferring again).
     """
     from ..utils.logging import get_logger
     from .evaluator import Evaluator
     from .inference import FINAL
-    from .scores import ScoreContext, compute_scores
+    from .scores import compute_scores
 
     tpr = check_tpr(tpr)
     cfg, dataset, dm = trainer.cfg, trainer.dataset, trainer.dm
     evaluator = Evaluator(cfg, dataset, dm, trainer, FINAL)
     protocol = evaluator.protocol
-    val_out = evaluator.infer_loader(dm.val_loader, "val (detector)") if dm.val_loader is not None else None
+    if evaluation is not None:
+        evaluator.context = evaluation.score_context
+        val_out = evaluation.val_outputs
+    else:
+        val_out = evaluator.infer_loader(dm.val_loader, "val (detector)") if dm.val_loader is not None else None
     if val_out is not None and len(val_out.labels):
         source, id_out = "val", val_out
     else:
         val_out = None
-        test_out = evaluator.infer_loader(dm.test_loader, "test (detector)")
+        test_out = evaluation.test_outputs if evaluation is not None and evaluation.test_outputs is not None \
+            else evaluator.infer_loader(dm.test_loader, "test (detector)")
         source, id_out = "test", protocol.id_side(dataset, test_out, None)
     n = len(id_out.labels)
     if n == 0:
         get_logger().warning("warning: no ID val or test sample; no detector thresholds")
         return None
     names = detector_score_names(cfg)
-    context = ScoreContext(knn_k=cfg.TEST.KNN_K, mcm_temperature=cfg.TEST.MCM_TEMPERATURE)
+    context = evaluator.score_context(val_out)
     id_context = context
-    knn = bank_array = None
+    knn = None
     if "knn" in names:
-        bank = protocol.knn_bank(dataset, val_out, evaluator.infer)
+        bank, k = context.knn_bank, context.knn_k
         size = len(bank)
         # With the val features as the bank, each val sample is its own nearest neighbour: score it
-        # leave-one-out (k + 1 neighbours, itself included), as a new image (not in the bank) is scored.
+        # leave-one-out (at most size - 1 others, plus itself), as a new image (not in the bank) is scored.
         leave_one_out = val_out is not None and bank is val_out.features and size >= 2
-        k = min(int(cfg.TEST.KNN_K), size - 1 if leave_one_out else size)
-        context.knn_bank, context.knn_k = bank, k
+        val_k = min(k, size - 1) if leave_one_out else k
         if leave_one_out:
-            id_context = ScoreContext(knn_bank=bank, knn_k=k + 1, mcm_temperature=cfg.TEST.MCM_TEMPERATURE)
-        bank_array = np.ascontiguousarray(bank.float().cpu().numpy(), dtype=np.float32)
-        knn = {"k": k, "bank": KNN_BANK_FILE, "bank_size": size,
+            id_context = dataclasses.replace(context, knn_k=val_k + 1)
+        knn = {"k": k, "context": SCORE_CONTEXT_FILE, "bank_size": size,
                "bank_source": "val" if bank is getattr(val_out, "features", None) else
                ("train_full" if protocol.name == "reference" else "train_x"),
-               "leave_one_out": leave_one_out}
+               "leave_one_out": leave_one_out, "val_k": val_k}
     scores = compute_scores(id_out, names, id_context)
     sorted_scores = {name: np.sort(values) for name, values in scores.items()}
     thresholds = {name: threshold_at(values, tpr) for name, values in sorted_scores.items()}
@@ -192,7 +202,7 @@ def compute_detector(trainer, tpr=DEFAULT_TPR):
     if source == "test":
         detector["note"] = ("the run has no val split: thresholds come from the ID side of the test evaluation "
                             f"(protocol {protocol.name})")
-    return DetectorData(detector, sorted_scores, bank_array)
+    return DetectorData(detector, sorted_scores, context)
 
 
 def describe_thresholds(detector):
@@ -202,20 +212,21 @@ def describe_thresholds(detector):
            f"{summary}"
 
 
-def write_detector(trainer, tpr=DEFAULT_TPR):
-    """Compute the detector thresholds of a built, evaluated trainer (:func:`compute_detector`) and write
-    its files; returns the path of detector.json, or None when the run has no ID sample to threshold on.
+def write_detector(trainer, tpr=DEFAULT_TPR, *, evaluation=None):
+    """Compute the detector thresholds of a built, evaluated trainer (:func:`compute_detector`, reusing
+    ``evaluation``, the run's :class:`~croft.evaluation.evaluator.EvaluationResult`) and write its files
+    and the run's score context; returns the path of detector.json, or None when the run has no ID sample
+    to threshold on.
 
     Called by ``TrainerBase.evaluate_and_write_results`` after the evaluation, before results.json.
     """
     from ..utils.logging import get_logger
+    from .score_context import save_score_context
 
-    data = compute_detector(trainer, tpr)
+    data = compute_detector(trainer, tpr, evaluation=evaluation)
     if data is None:
         return None
-    if data.knn_bank is not None:
-        atomic_write(os.path.join(trainer.output_dir, KNN_BANK_FILE), lambda f: np.save(f, data.knn_bank),
-                     binary=True)
+    save_score_context(data.score_context, trainer.output_dir)
     atomic_write(os.path.join(trainer.output_dir, VAL_SCORES_FILE),
                  lambda f: np.savez(f, **data.val_scores), binary=True)
     path = atomic_write_text(os.path.join(trainer.output_dir, DETECTOR_FILE),

@@ -14,6 +14,7 @@ from ..utils.logging import get_logger
 from ..results.io import correct_key, id_key, ood_key, shift_key, VAL_ENERGY_KEY
 from .inference import FINAL, InferenceSettings, Outputs, run_inference
 from .protocols import build_protocol
+from .score_context import setup_score_context
 from .scores import ScoreContext, compute_scores
 
 
@@ -23,6 +24,11 @@ class EvaluationResult:
     open_set: dict
     #: ``scores.npz`` arrays, keyed by :mod:`croft.results.io`'s key scheme.
     arrays: Dict[str, np.ndarray] = field(default_factory=dict)
+    #: The run's score context (:mod:`.score_context`), when the evaluation set it up; the ID val and
+    #: test outputs. The detector thresholds reuse them instead of inferring again.
+    score_context: Optional[ScoreContext] = None
+    val_outputs: Optional[Outputs] = None
+    test_outputs: Optional[Outputs] = None
 
 
 class Evaluator:
@@ -34,6 +40,7 @@ class Evaluator:
         self.settings = settings
         self.protocol = build_protocol(cfg)
         self.logger = get_logger()
+        self.context = None
 
     # ---------------------------------------------------------------- inference
     def infer_loader(self, loader, desc) -> Outputs:
@@ -72,6 +79,12 @@ class Evaluator:
                          f"* accuracy: {test_out.accuracy:.2f}%")
         return closed, test_out, val_out, shift_energy
 
+    def score_context(self, val_out):
+        """The run's score context, set up on first use from the ID features (:func:`setup_score_context`)."""
+        if self.context is None:
+            self.context = setup_score_context(self.cfg, self.protocol, self.dataset, val_out, self.infer, self.logger)
+        return self.context
+
     # ---------------------------------------------------------------- open set
     def open_set(self, test_out, val_out):
         """Detection metrics for every open-set set and score; returns ``(open_set dict, arrays)``."""
@@ -80,13 +93,7 @@ class Evaluator:
             return {}, {}
         id_out = protocol.id_side(ds, test_out, val_out)
         names = list(cfg.TEST.OOD_SCORES)
-        context = ScoreContext(knn_k=cfg.TEST.KNN_K, mcm_temperature=cfg.TEST.MCM_TEMPERATURE)
-        if "knn" in names:
-            context.knn_bank = protocol.knn_bank(ds, val_out, self.infer)
-            if context.knn_k > len(context.knn_bank):
-                self.logger.info(f"KNN: TEST.KNN_K={context.knn_k} exceeds the bank size {len(context.knn_bank)}; "
-                                 f"using k={len(context.knn_bank)}")
-                context.knn_k = len(context.knn_bank)
+        context = self.score_context(val_out)
         id_scores = compute_scores(id_out, names, context)
         id_correct = id_out.correct.numpy()
         arrays = {id_key(s): v for s, v in id_scores.items()}
@@ -115,4 +122,5 @@ class Evaluator:
             arrays[VAL_ENERGY_KEY] = compute_scores(val_out, ["energy"], ScoreContext())["energy"]
         for name, values in shift_energy.items():
             arrays[shift_key(name)] = values
-        return EvaluationResult(closed_set=closed, open_set=open_set, arrays=arrays)
+        return EvaluationResult(closed_set=closed, open_set=open_set, arrays=arrays, score_context=self.context,
+                                val_outputs=val_out, test_outputs=test_out)

@@ -24,10 +24,11 @@ import numbers
 import os
 from collections import OrderedDict
 
+from .layout import METRICS_FILE
+
 __all__ = ["METRICS_FILE", "DEFAULT_METRICS", "metrics_path", "read_metrics", "metric_value",
            "available_metrics", "run_labels", "load_runs", "curve_series", "curves_figure", "plot_curves"]
 
-METRICS_FILE = "metrics.jsonl"
 #: The panels drawn by default (those with at least one value in some run).
 DEFAULT_METRICS = ("loss", "acc", "lr", "val_accuracy")
 _NOT_METRICS = ("epoch", "train")

@@ -26,12 +26,9 @@ import zipfile
 import numpy as np
 
 from ..utils.atomic import atomic_write, atomic_write_text
+from .layout import RESULTS_FILE, SCHEMA_VERSION, SCORES_FILE
 
-RESULTS_FILE = "results.json"
-SCORES_FILE = "scores.npz"
 REQUIRED_KEYS = ("trainer", "dataset", "seed", "closed_set")
-#: Version of the results.json schema written by this code (1: no ``schema_version`` key).
-SCHEMA_VERSION = 2
 #: Versions this code reads; a newer file may mean something else by the same keys.
 READ_SCHEMA_VERSIONS = (1, 2)
 #: ``setup`` values: Setup-I (ImageNet-style, covariate variants), Setup-II (leave-one-domain-out), custom.

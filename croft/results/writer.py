@@ -6,6 +6,7 @@ The schema of each file is in ``docs/results-schema.md``. ``results.json`` is wr
 import os
 
 from .io import RESULTS_FILE, SCHEMA_VERSION, save_scores, write_results_json
+from .layout import ENERGY_PLOT_FILE
 
 
 def run_metadata(cfg, dataset, hparams, fingerprint):
@@ -48,6 +49,6 @@ def write_run(output_dir, results, arrays, plot_title=None):
     if plot_title is not None:
         from .plots import plot_run
 
-        plot_run(arrays, os.path.join(output_dir, "energy.png"), title=plot_title)
+        plot_run(arrays, os.path.join(output_dir, ENERGY_PLOT_FILE), title=plot_title)
     write_results_json(output_dir, results)
     return os.path.join(output_dir, RESULTS_FILE)

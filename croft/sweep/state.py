@@ -12,21 +12,17 @@
 Files the sweep writes into a run folder: ``error.txt`` (failed attempt), ``stage.json`` (stages,
 read by the results table, :mod:`croft.results.stages`) and ``submitted.json`` (submitit job).
 """
-import glob
 import json
 import os
 import shutil
 import subprocess
 import time
 
+from ..results.layout import (ERROR_FILE, FINGERPRINT_FILE, RESULTS_FILE, STAGE_FILE, SUBMITTED_FILE,  # noqa: F401
+                              has_checkpoints)
+
 DONE, RUNNING, QUEUED, FAILED, INCOMPLETE, PENDING = "done", "running", "queued", "failed", "incomplete", "pending"
 STATES = (DONE, RUNNING, QUEUED, FAILED, INCOMPLETE, PENDING)
-ERROR_FILE = "error.txt"
-STAGE_FILE = "stage.json"
-SUBMITTED_FILE = "submitted.json"
-RESULTS_FILE = "results.json"
-LAST_FILE = "last.pth.tar"
-FINGERPRINT_FILE = "fingerprint.json"
 
 
 def _read_json(path):
@@ -52,18 +48,6 @@ def read_done(spec):
         return None, (f"results.json of other settings (fingerprint {str(results.get('fingerprint'))[:12]}, "
                       f"expected {spec.fingerprint[:12]})")
     return results, ""
-
-
-def has_checkpoints(out_dir):
-    if os.path.isfile(os.path.join(out_dir, LAST_FILE)):
-        return True
-    for sub in glob.glob(os.path.join(out_dir, "*")):
-        if os.path.isdir(sub) and not os.path.basename(sub).startswith(".") and (
-                os.path.isfile(os.path.join(sub, "model-best.pth.tar"))
-                or os.path.isfile(os.path.join(sub, "checkpoint"))
-                or glob.glob(os.path.join(sub, "model.pth.tar-*"))):
-            return True
-    return False
 
 
 def read_error(out_dir):
@@ -98,7 +82,7 @@ def run_state(spec, active_jobs=None):
         if marker and str(marker.get("job_id")) in active_jobs:
             return QUEUED, f"job {marker.get('job_id')}"
     if os.path.isfile(os.path.join(spec.out_dir, ERROR_FILE)):
-        return FAILED, read_error(spec.out_dir) or "error.txt"
+        return FAILED, read_error(spec.out_dir) or ERROR_FILE
     if os.path.exists(os.path.join(spec.out_dir, RESULTS_FILE)):
         return INCOMPLETE, why
     if has_checkpoints(spec.out_dir):
