@@ -13,13 +13,14 @@ import json
 import numbers
 import os
 
-from .io import RESULTS_FILE, SETUPS, UnreadableSchemaVersion, read_results_json, schema_version
-from .stages import STAGE_FILE, combine_stages, read_stage_file
+from .io import SETUPS, UnreadableSchemaVersion, read_results_json, schema_version
+from .layout import CONFIG_FILE, LOG_FILE, RESULTS_FILE, STAGE_FILE
+from .stages import combine_stages, read_stage_file
 from .values import checked_number, normalise
 
 __all__ = ["ALL_METRICS", "RunRecord", "scan"]
 
-INCOMPLETE_MARKERS = ("config.yaml", "log.txt")
+INCOMPLETE_MARKERS = (CONFIG_FILE, LOG_FILE)
 #: Every open-set metric read (results-schema.md §2.4), with its label in the tables.
 ALL_METRICS = (("auroc", "AUROC"), ("fpr95", "FPR95"), ("aupr_in", "AUPR-In"), ("aupr_out", "AUPR-Out"))
 

@@ -1,5 +1,6 @@
-"""Evaluation stages (``croft-sweep``, docs/sweeps.md §4): the ``stage.json`` file, written by the sweep
-(:mod:`croft.sweep.state`) and read by the results table, defined once here.
+"""Evaluation stages (``croft-sweep``, docs/sweeps.md §4): the content of the ``stage.json`` file
+(:data:`~croft.results.layout.STAGE_FILE`), written by the sweep (:mod:`croft.sweep.state`) and read by the results
+table, defined once here.
 
 A training run's ``stage.json`` lists its evaluation stages (:func:`training_stage_record`); an evaluation
 stage's (an ``--eval-only`` run of that model with its own overrides, e.g. CRoFT's Setup-II open-set evaluation
@@ -15,11 +16,9 @@ from collections import OrderedDict, defaultdict
 
 from .values import format_value, normalise
 
-__all__ = ["STAGE_FILE", "STAGE_SECTIONS", "DEFAULT_USE", "training_stage_record", "evaluation_stage_record",
+__all__ = ["STAGE_SECTIONS", "DEFAULT_USE", "training_stage_record", "evaluation_stage_record",
            "read_stage_file", "combine_stages", "stage_identity", "stage_notes"]
 
-#: The file, in the run folder of a training run and of each of its evaluation stages.
-STAGE_FILE = "stage.json"
 #: The sections of results.json an evaluation stage may provide to its training run.
 STAGE_SECTIONS = ("open_set", "closed_set")
 #: What a stage provides when its grid entry (or stage.json) names none.
