@@ -35,7 +35,7 @@ def synthetic_root(tmp_path_factory):
 
     Treat it as read-only: tests that change files copy what they change first.
     """
-    from croft.data.synthetic import make_synthetic_data
+    from croft.testing.synthetic import make_synthetic_data
 
     root = tmp_path_factory.mktemp("synthetic_data")
     make_synthetic_data(str(root))

@@ -15,7 +15,7 @@ from croft.config import get_cfg_default, merge_from_file
 from croft.data.datasets import DATASET_REGISTRY, build_dataset
 from croft.data.datasets.openset import canonical_ood_name, load_ood_set
 from croft.data.splits import DatasetError, make_domain_splits, write_domain_splits
-from croft.data.synthetic import PACS_CLASSES, PACS_DOMAINS, VLCS_CLASSES
+from croft.testing.synthetic import PACS_CLASSES, PACS_DOMAINS, VLCS_CLASSES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_CALTECH = {"accordion", "airplane", "anchor", "barrel", "car_side", "chair", "dalmatian", "electric_guitar",

@@ -1,4 +1,4 @@
-"""The demo benchmark (croft.data.synthetic.make_demo_data, scripts/demo.sh, docs/demo.md).
+"""The demo benchmark (croft.testing.demo_data.make_demo_data, scripts/demo.sh, docs/demo.md).
 
 These tests check the designed data, not a training result: the layout, that the held-out domain
 shares the class hue but not the saturation and contrast of the sources, that the benchmark's class
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from croft.data import synthetic as S
+from croft.testing import demo_data as S
 from croft.data.datasets.openset import OOD_EXCLUSIONS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

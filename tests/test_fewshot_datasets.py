@@ -24,7 +24,7 @@ from croft.data.splits import DatasetError
 from croft.testing.fewshot_trees import make_fewshot_trees
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = ("dtd", "food-101", "caltech-101", "imagenet")  # written by croft.data.synthetic, read as they are
+SHARED = ("dtd", "food-101", "caltech-101", "imagenet")  # written by croft.testing.synthetic, read as they are
 
 # name -> (folder, split file or None, class names as CoOp produces them, (train, val, test) sizes)
 EXPECTED = {

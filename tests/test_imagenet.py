@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from croft.config import setup_cfg
-from croft.data import synthetic
+from croft.testing import synthetic
 from croft.data.datasets import DATASET_REGISTRY, build_dataset
 from croft.data.datasets import imagenet as imagenet_module
 from croft.data.datasets.imagenet import ImageNetOpenSet, draw_base_classes

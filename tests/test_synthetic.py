@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from croft.data import synthetic
+from croft.testing import synthetic
 from croft.data.splits import DEFAULT_VAL_FRACTION, num_val
-from croft.data.synthetic import make_synthetic_data
+from croft.testing.synthetic import make_synthetic_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DEFAULTS = inspect.signature(make_synthetic_data).parameters

@@ -1,4 +1,4 @@
-"""Contrastive pretraining of the tiny CLIP on synthetic data (croft.clip.toy_pretrain, tools/pretrain_tiny_clip.py)."""
+"""Contrastive pretraining of the tiny CLIP on synthetic data (croft.testing.toy_pretrain, tools/pretrain_tiny_clip.py)."""
 import importlib.util
 import os
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from croft.clip import backbone, load_clip, logit_scale
-from croft.clip import toy_pretrain as tp
+from croft.testing import toy_pretrain as tp
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit deprecation
 

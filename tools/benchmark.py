@@ -125,7 +125,7 @@ def machine_description(device):
 
 
 def make_data(root, images_per_class, ood_per_class, image_size):
-    from croft.data.synthetic import write_dtd, write_pacs
+    from croft.testing.synthetic import write_dtd, write_pacs
 
     write_pacs(root, 0, images_per_class, image_size)
     write_dtd(root, 0, ood_per_class, image_size)

@@ -6,11 +6,12 @@
 
 writes DIR/PACS, DIR/VLCS, DIR/dtd, DIR/food-101, DIR/caltech-101 and an ImageNet tree (DIR/imagenet
 and its variants imagenetv2, imagenet-sketch, imagenet-adversarial, imagenet-rendition; see
-croft/data/synthetic.py), and the rest of CoOp's 11 few-shot datasets: DIR/oxford_pets,
+croft/testing/synthetic.py), and the rest of CoOp's 11 few-shot datasets: DIR/oxford_pets,
 DIR/oxford_flowers, DIR/fgvc_aircraft, DIR/eurosat, DIR/stanford_cars, DIR/sun397, DIR/ucf101
-(croft/testing/fewshot_trees.py; dtd, food-101, caltech-101 and imagenet serve both). With --demo it writes the demo benchmark instead (make_demo_data:
-DIR/PACS, DIR/dtd, DIR/food-101, DIR/caltech-101 and the pretraining pool DIR/pretrain/PACS;
-see docs/demo.md); the count options then default to the demo's sizes.
+(croft/testing/fewshot_trees.py; dtd, food-101, caltech-101 and imagenet serve both). With --demo it
+writes the demo benchmark instead (croft/testing/demo_data.py: DIR/PACS, DIR/dtd, DIR/food-101,
+DIR/caltech-101 and the pretraining pool DIR/pretrain/PACS; see docs/demo.md); the count options then
+default to the demo's sizes.
 """
 import argparse
 import os
@@ -22,7 +23,8 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from croft.data.synthetic import DEMO_DEFAULTS, make_demo_data, make_synthetic_data  # noqa: E402
+from croft.testing.demo_data import DEMO_DEFAULTS, make_demo_data  # noqa: E402
+from croft.testing.synthetic import make_synthetic_data  # noqa: E402
 from croft.testing.fewshot_trees import make_fewshot_trees  # noqa: E402
 from croft.utils.cli import print_error, run_tool  # noqa: E402
 

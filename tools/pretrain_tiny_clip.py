@@ -6,7 +6,7 @@
 
 DIR is a root written by ``tools/make_synthetic_data.py --root DIR``. The held-out PACS domain
 (``--holdout``, default sketch) and the open-set sets are never read. Use the file with
-``--backbone tiny MODEL.BACKBONE.PRETRAINED FILE.pt``. See croft/clip/toy_pretrain.py.
+``--backbone tiny MODEL.BACKBONE.PRETRAINED FILE.pt``. See croft/testing/toy_pretrain.py.
 
 The demo (scripts/demo.sh, docs/demo.md) pretrains on the pool of ``make_synthetic_data.py --demo``
 (``--data ROOT/pretrain --datasets PACS``) and checks zero-shot accuracy on the benchmark
@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here needs the network
 
 
 def main(argv=None):
-    from croft.clip import toy_pretrain as tp
+    from croft.testing import toy_pretrain as tp
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="synthetic data root (tools/make_synthetic_data.py --root)")

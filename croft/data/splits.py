@@ -21,7 +21,7 @@ case, as the reference names them) in the reference format::
 :data:`DEFAULT_VAL_FRACTION`); the PACS/VLCS/DomainFolder readers build the same split in memory
 when the JSON is absent, with ``val_fraction = DATASET.VAL_PERCENT`` (whose croft default is
 :data:`DEFAULT_VAL_FRACTION`, so a default run reads the split ``prepare_splits.py`` would
-write), and ``croft.data.synthetic`` uses it for its trees.
+write), and ``croft.testing.synthetic`` uses it for its trees.
 """
 import json
 import os

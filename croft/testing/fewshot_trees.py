@@ -1,7 +1,7 @@
 """CoOp's few-shot classification datasets as small synthetic trees in their native layouts.
 
 :func:`make_fewshot_trees` writes, under ``root``, the seven datasets that
-:func:`croft.data.synthetic.make_synthetic_data` does not (it writes ``dtd/``, ``food-101/``,
+:func:`croft.testing.synthetic.make_synthetic_data` does not (it writes ``dtd/``, ``food-101/``,
 ``caltech-101/`` and ``imagenet/``, which CoOp's ``DescribableTextures``, ``Food101``, ``Caltech101``
 and ``ImageNet`` read as they are)::
 
@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-from ..data.synthetic import _fresh_dir, _render_id, _rng, _save
+from .render import _fresh_dir, _render_id, _rng, _save
 
 # The trainval-style datasets: train(+val) and test images per class; val = round(0.2 * TRAINVAL).
 TRAINVAL, TEST = 5, 3

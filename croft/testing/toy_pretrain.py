@@ -3,7 +3,7 @@
 A randomly initialised ``tiny`` CLIP classifies at chance, so the numbers of a demo run with it
 mean nothing. :func:`pretrain_tiny_clip` trains it for a minute or so on a CPU with CLIP's
 contrastive (InfoNCE) objective on image-caption pairs drawn from the synthetic datasets of
-:mod:`croft.data.synthetic`:
+:mod:`croft.testing.synthetic`:
 
 - PACS images of every domain except the held-out ones (default: ``sketch``), captioned
   ``"a photo of a {class}."`` or ``"a {style} of a {class}."`` (style: ``painting``, ``cartoon``,
@@ -30,7 +30,7 @@ ViT with 32-pixel patches does not learn outline shapes in a minute (even with s
 training data it reaches only about 36% on them).
 
 The demo (``scripts/demo.sh``, docs/demo.md) pretrains instead on the pool that
-:func:`croft.data.synthetic.make_demo_data` writes to ``ROOT/pretrain`` (``datasets=("PACS",)``:
+:func:`croft.testing.demo_data.make_demo_data` writes to ``ROOT/pretrain`` (``datasets=("PACS",)``:
 photo, cartoon and sketch images of the seven classes, 840 pairs, no held-out style, no unseen
 class, none of the benchmark's images). Same 500 steps (about 50-60 s); zero-shot accuracy on the
 demo benchmark is then about 58% on the held-out art_painting and 73-77% on the source val split,
@@ -53,8 +53,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..clip.backbone import _drop_root_log
 from ..utils.atomic import atomic_write
-from .backbone import _drop_root_log
 
 ARCH = "tiny"
 IMAGE_SIZE = 224
@@ -106,7 +106,7 @@ class PretrainResult:
 
 
 def build_pairs(data_root, holdout=DEFAULT_HOLDOUT, datasets=tuple(SOURCES)):
-    """The image-caption pairs of ``data_root`` (a :func:`~croft.data.synthetic.make_synthetic_data` root).
+    """The image-caption pairs of ``data_root`` (a :func:`~croft.testing.synthetic.make_synthetic_data` root).
 
     PACS domains named in ``holdout`` are skipped (VLCS has no domain of those names). Sorted, so the
     order does not depend on the file system.
@@ -358,7 +358,7 @@ def save_openai_checkpoint(model, path):
 def zero_shot_accuracy(model, data_root, domain, dataset="PACS", template="a photo of a {}.", batch_size=64):
     """Zero-shot accuracy (%) on every image of ``data_root/dataset/images/domain``, with croft's test view
     (bicubic resize to 224, CLIP normalisation) and the single prompt ``template``."""
-    from .text import text_features
+    from ..clip.text import text_features
 
     domain_dir = os.path.join(data_root, dataset, "images", domain)
     if not os.path.isdir(domain_dir):
