@@ -37,14 +37,15 @@ def energy(outputs, context):
 @register_score("mcm")
 def mcm(outputs, context):
     from ..ood.scores import mcm_score
-    if outputs.text_index is None and outputs.text_features.dim() == 2:
+    text = outputs.text_features
+    if outputs.text_index is None and (text is None or text.dim() == 2):
         return mcm_score(outputs.features, outputs.text_features, temperature=context.mcm_temperature)
     import torch
 
     # text features that vary by batch (DPLCLIP): each sample against its own batch's
     scores = torch.empty(len(outputs.features), dtype=torch.float64)
-    for index, text in outputs.text_groups():
-        scores[index] = mcm_score(outputs.features[index], text, temperature=context.mcm_temperature)
+    for index, group_text in outputs.text_groups():
+        scores[index] = mcm_score(outputs.features[index], group_text, temperature=context.mcm_temperature)
     return scores
 
 

@@ -70,6 +70,8 @@ def interpolate(module, zero_shot, alpha):
             state[key] = tuned.clone() if alpha >= 0.5 else start.clone()
     mixed = copy.deepcopy(module)
     mixed.load_state_dict(state)
+    for p in mixed.parameters():
+        p.grad = None
     return mixed.requires_grad_(False).eval()
 
 
