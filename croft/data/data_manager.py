@@ -1,7 +1,8 @@
 """The loaders of a run: train_x, val, test, and any further evaluation set on request.
 
 The data manager is built once the frozen backbone is known, from a *feature source*
-(:mod:`croft.data.feature_source`): images through the encoder, or the feature cache. Each
+(:mod:`croft.data.feature_source`): images through the frozen encoder, the feature cache, or the
+images themselves for a method that trains its encoder. Each
 loader is built once and yields :class:`~croft.data.batch.Batch` objects. Reproducible
 augmentation and batch order: :mod:`croft.data.images`.
 """

@@ -1,8 +1,8 @@
 """Closed-set and open-set evaluation of a model on a dataset, returned as data.
 
 :class:`Evaluator` gets everything it uses explicitly: the config, the dataset, the data manager
-(which builds loaders of any item list) and the model (``set_model_mode``, ``inference``, see
-:mod:`.inference`). It reads nothing else of a trainer and writes no file:
+(which builds loaders of any item list) and the model (``set_model_mode``, ``encode``, ``inference``,
+see :mod:`.inference`). It reads nothing else of a trainer and writes no file:
 :mod:`croft.results.writer` turns an :class:`EvaluationResult` into the run folder's files.
 """
 from dataclasses import dataclass, field
