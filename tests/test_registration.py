@@ -94,7 +94,8 @@ def test_every_method_module_of_croft_trainers_is_registered_without_an_import_l
     assert set(croft.trainers.METHODS) == set(declared) == set(TRAINER_REGISTRY.names())
     for entry in registration.registrations():
         assert entry.trainer is TRAINER_REGISTRY.get(entry.name)
-        assert entry.trainer.__bases__ == (entry.method, TrainerBase) and entry.method.__module__ == declared[entry.name]
+        assert entry.trainer.__bases__ == (entry.method, TrainerBase)
+        assert entry.method.__module__ == declared[entry.name]
         module = sys.modules[entry.method.__module__]
         assert getattr(module, entry.trainer.__name__) is entry.trainer
         assert entry.trainer.__name__ + "Method" == entry.method.__name__
