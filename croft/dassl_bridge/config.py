@@ -12,7 +12,7 @@ import functools
 from yacs.config import CfgNode
 
 from ..config.defaults import get_cfg_default as croft_cfg_default
-from ..config.merge import ConfigError, flatten
+from ..config.merge import ConfigError, flatten, get_value, put_value
 from ..utils.logging import get_logger
 from .names import dassl_names
 
@@ -153,23 +153,6 @@ def _add_missing(node, defaults):
             _add_missing(node[key], value)
 
 
-def _set(cfg, key, value):
-    node = cfg
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node[part]
-    dict.__setitem__(node, parts[-1], value)
-
-
-def _get(cfg, key, default=None):
-    node = cfg
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
 def extend_cfg(cfg):
     """Add croft's keys to the Dassl config ``cfg`` (in place; returns it). Idempotent.
 
@@ -190,15 +173,15 @@ def extend_cfg(cfg):
     if first:
         flat_defaults = dict(flatten(defaults))
         for key, (dassl_value, croft_value) in CONVERTED_DEFAULTS.items():
-            value = _get(cfg, key)
+            value = get_value(cfg, key, None)
             if value == dassl_value and type(value) is type(dassl_value):
-                _set(cfg, key, croft_value)
-        if _get(cfg, PRETRAINED_KEY) is True:  # Dassl's default; False stays a bool (see the docstring)
-            _set(cfg, PRETRAINED_KEY, "openai")
+                put_value(cfg, key, croft_value)
+        if get_value(cfg, PRETRAINED_KEY, None) is True:  # Dassl's default; False stays a bool (see the docstring)
+            put_value(cfg, PRETRAINED_KEY, "openai")
         for key, default in flat_defaults.items():
-            value = _get(cfg, key)
+            value = get_value(cfg, key, None)
             if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                _set(cfg, key, float(value))
+                put_value(cfg, key, float(value))
         if type(cfg) is CfgNode:
             object.__setattr__(cfg, "__class__", CroftDasslConfig)
         if type(cfg.TRAINER) is CfgNode:
@@ -232,7 +215,7 @@ def croft_config(cfg, croft_name=None, check=True, dassl_only="refuse"):
         value = given[key]
         if key == PRETRAINED_KEY:
             value = _pretrained_tag(value)
-        _set(out, key, _coerce(key, value, default, "Dassl config"))
+        put_value(out, key, _coerce(key, value, default, "Dassl config"))
     name = croft_name or given.get("TRAINER.NAME", "")
     out.TRAINER.NAME = name
     group = next((g for g in (name, name.upper()) if g in _croft_groups()), None)

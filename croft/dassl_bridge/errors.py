@@ -10,8 +10,7 @@ import os
 import sys
 import traceback
 
-from ..config.merge import ConfigError
-from .config import _get
+from ..config.merge import ConfigError, get_value
 from .names import dassl_names
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -32,7 +31,7 @@ def _unknown_trainer(exc):
         if frame.f_code.co_name != "build_trainer" or frame.f_globals.get("__name__") != "dassl.engine.build":
             continue
         registry, cfg = frame.f_globals.get("TRAINER_REGISTRY"), frame.f_locals.get("cfg")
-        name = _get(cfg, "TRAINER.NAME") if isinstance(cfg, dict) else None
+        name = get_value(cfg, "TRAINER.NAME", None) if isinstance(cfg, dict) else None
         if registry is None or not isinstance(name, str) or name in registry.registered_names():
             return None
         names = registry.registered_names()
@@ -59,15 +58,13 @@ def _passes_through_croft(exc):
 
 def _one_line(exc):
     """``(line, exit status)`` for the errors croft-train reports in one line, else None (a traceback)."""
-    from ..utils.cli import EXPECTED_ERRORS, error_message
+    from ..utils.cli import one_line
 
     message = _unknown_trainer(exc)
     if message is not None:
         return f"error: {message}", 2
-    if isinstance(exc, ConfigError):
-        return f"error: {error_message(exc)}", 2
-    if isinstance(exc, EXPECTED_ERRORS) and _passes_through_croft(exc):
-        return f"error: {error_message(exc)} (set CROFT_TRACEBACK=1 for the traceback)", 1
+    if isinstance(exc, ConfigError) or _passes_through_croft(exc):
+        return one_line(exc, usage=ConfigError)
     return None
 
 

@@ -4,6 +4,7 @@ import runpy
 import sys
 
 from ..config.merge import ConfigError
+from ..utils.cli import print_error, report_error
 from .errors import HOOK_STATE, _report
 from .install import DasslNotFound, _dassl_on_path, install
 
@@ -38,22 +39,18 @@ def _flatten_main(argv):
     args = parser.parse_args(argv)
     if (args.output and os.path.exists(args.output) and os.path.exists(args.config)
             and os.path.samefile(args.output, args.config)):
-        print(f"error: -o {args.output} is the config being flattened; expected another file", file=sys.stderr)
-        return 2
+        return print_error(f"-o {args.output} is the config being flattened; expected another file", 2)
     try:
         text = flat_yaml(args.config)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return print_error(exc, 2)
     if not args.output:
         sys.stdout.write(text)
         return 0
     try:
         atomic_write_text(args.output, text)
     except OSError as exc:
-        print(f"error: cannot write {args.output} ({exc.strerror or exc}); expected a writable file path",
-              file=sys.stderr)
-        return 1
+        return print_error(f"cannot write {args.output} ({exc.strerror or exc}); expected a writable file path")
     return 0
 
 
@@ -68,16 +65,12 @@ def main(argv=None):
         return _flatten_main(argv[1:])
     script = os.path.abspath(argv[0])
     if not os.path.isfile(script):
-        print(f"error: {argv[0]} is not a file; expected a Dassl/CoOp train.py (or `flatten`)", file=sys.stderr)
-        return 2
+        return print_error(f"{argv[0]} is not a file; expected a Dassl/CoOp train.py (or `flatten`)", 2)
     _dassl_on_path()
     try:
         install()
     except DasslNotFound as exc:
-        if os.environ.get("CROFT_TRACEBACK"):
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return report_error(exc, plain=DasslNotFound)
     sys.argv = [script] + argv[1:]
     sys.path.insert(0, os.path.dirname(script))  # as `python train.py` does: its datasets/, trainers/ import
     try:

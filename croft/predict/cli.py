@@ -8,6 +8,7 @@ import os
 import sys
 
 from ..evaluation.detector import check_tpr
+from ..utils.cli import run_tool
 from .predictor import DEFAULT_SCORE, Predictor
 from .run_dir import PredictError, check_output_path, check_run_dir
 
@@ -147,33 +148,13 @@ class _cli_logging:
         return False
 
 
-def _error(message):
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
-    return 1
-
-
 def main(argv=None):
     """The command line; returns the exit status: 0 done, 1 failed (or no image predicted), 2 bad settings."""
     from ..config import ConfigError
 
     args = build_parser().parse_args(argv)
-    try:
-        return _main(args)
-    except ConfigError as exc:
-        if os.environ.get("CROFT_TRACEBACK"):
-            raise
-        _error(str(exc))
-        return 2
-    except PredictError as exc:
-        if os.environ.get("CROFT_TRACEBACK"):
-            raise
-        return _error(str(exc))
-    except (ValueError, RuntimeError, OSError, KeyError) as exc:
-        if os.environ.get("CROFT_TRACEBACK"):
-            raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        return _error(f"{message} (set CROFT_TRACEBACK=1 for the traceback)")
+    return run_tool(lambda _: _main(args), usage=ConfigError, plain=PredictError,
+                    expected=(ValueError, RuntimeError, OSError, KeyError))
 
 
 def _main(args):
