@@ -630,7 +630,7 @@ def test_reference_configs():
         assert (c.alpha1, c.alpha2, c.alpha3, c.N_CTX, c.CSC, c.PREC, c.SIGMA_INIT) == (0.01, 0.5, 0.01, 16, False,
                                                                                         "fp16", 1e-5)
     expected = {"rn50_ep30": ("RN50", 32, 100, 30, False), "ViT_ep30": ("ViT-B/16", 64, 100, 30, True),
-                "rn50_ep50": ("RN50", 128, 100, 50, False), "ViT_ep50": ("ViT-B/16", 256, 256, 50, True)}
+                "rn50_ep50": ("RN50", 128, 100, 50, False), "ViT_ep50": ("ViT-B/16", 256, 100, 50, True)}
     for config, values in expected.items():
         cfg = _cfg("VLAD", config)
         assert (cfg.MODEL.BACKBONE.NAME, cfg.DATALOADER.TRAIN_X.BATCH_SIZE, cfg.DATALOADER.TEST.BATCH_SIZE,
