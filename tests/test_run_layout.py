@@ -111,8 +111,6 @@ NOT_SCANNED = {layout.CHECKPOINT_MARKER}
 #: its file takes the name from croft.results.layout (the test says so when it does).
 LATER = {
     "croft/utils/logging.py": "log.txt: utils is below the results layer (the logger's file name)",
-    "croft/results/records.py": "config.yaml, log.txt: the results split (issue 19, in progress)",
-    "croft/results/stages.py": "stage.json: the results split (issue 19, in progress)",
 }
 
 
