@@ -72,7 +72,8 @@ def plot_fewshot(table, columns=3, title=None):
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(labels) / 4), 1, 0.97 if title else 1))
+    legend_in = 0.3 + 0.25 * math.ceil(len(labels) / 4)  # the legend's height below the panels, in inches
+    fig.tight_layout(rect=(0, legend_in / fig.get_figheight(), 1, 0.97 if title else 1))
     return fig
 
 

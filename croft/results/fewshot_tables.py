@@ -98,8 +98,9 @@ class FewshotRun:
         if self.accuracy is None:
             raise ValueError("closed_set.test_accuracy is not a finite number")
 
-    def identity(self, extra=()):
-        return {k: v for k, v in self.values.items() if k not in POOLED_KEYS and k not in extra}
+    def identity(self):
+        """The recorded settings a row's runs share."""
+        return {k: v for k, v in self.values.items() if k not in POOLED_KEYS}
 
 
 def _trained_here(folder, filenames):
