@@ -70,6 +70,15 @@ def test_croft_fewshot_has_165_runs_with_coops_epochs_per_shot_count(tmp_path):
     assert len({r.fingerprint for r in p.runs}) == 165
 
 
+def test_croft_sweep_list_shows_165_runs(tmp_path, capsys):
+    from croft.sweep import cli
+
+    assert cli.main(["list", "croft_fewshot", "--output", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "165 run(s)" and len(lines) == 166
+    assert sum(line.split()[1].startswith("CRoFT/sun397/shots16_ep_200_gen_step_1/seed") for line in lines[:-1]) == 3
+
+
 def test_every_method_grid(tmp_path):
     for name, trainer in FEWSHOT_METHODS.items():
         p = plan([load_grid(f"{name}_fewshot")], str(tmp_path))
