@@ -117,7 +117,7 @@ def prepare_folders(cfg, args, logger):
 def save_config(cfg):
     from .engine.fingerprint import make_fingerprint
     from .engine.run_folder import write_fingerprint
-    from .results.layout import CONFIG_FILE
+    from .utils.layout import CONFIG_FILE
     from .utils.atomic import atomic_write_text
 
     atomic_write_text(os.path.join(cfg.OUTPUT_DIR, CONFIG_FILE), cfg.dump())

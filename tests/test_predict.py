@@ -33,7 +33,7 @@ from croft.evaluation.detector import threshold_at, write_detector
 from croft.evaluation.inference import FINAL
 from croft.predict import PredictError, main as predict_main
 from croft.results.io import id_key, load_scores, ood_key, shift_key
-from croft.results.layout import (DETECTOR_FILE, DETECTOR_KNN_BANK_FILE, DETECTOR_VAL_SCORES_FILE as VAL_SCORES_FILE,
+from croft.utils.layout import (DETECTOR_FILE, DETECTOR_KNN_BANK_FILE, DETECTOR_VAL_SCORES_FILE as VAL_SCORES_FILE,
                                   SCORE_CONTEXT_FILE)
 from croft.train import main as train_main
 

@@ -1,4 +1,4 @@
-"""The run-folder layout (``croft.results.layout``): checkpoint discovery on hand-made folders, the callers
+"""The run-folder layout (``croft.utils.layout``): checkpoint discovery on hand-made folders, the callers
 that use it (sweep state, ``--restart``, croft-predict's checks), and the rule that the library spells
 the run folder's file names only there."""
 import ast
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from croft.results import layout
-from croft.results.layout import (BEST_NAME, CHECKPOINT_MARKER, LAST_NAME, RESULTS_FILE, RUN_FILES, UnreadableRecord,
+from croft.utils import layout
+from croft.utils.layout import (BEST_NAME, CHECKPOINT_MARKER, LAST_NAME, RESULTS_FILE, RUN_FILES, UnreadableRecord,
                                   checkpoint_files, epoch_file_name, has_checkpoints, has_run, model_folders,
                                   read_json_object, read_results)
 
@@ -107,20 +107,18 @@ def test_reading_records(tmp_path):
 
 #: Names too common to look for (``checkpoint`` is also a word in messages and parameters).
 NOT_SCANNED = {layout.CHECKPOINT_MARKER}
-#: Library files that still spell a run-folder name themselves: ``{path: reason}``; remove an entry when
-#: its file takes the name from croft.results.layout (the test says so when it does).
-LATER = {
-    "croft/utils/logging.py": "log.txt: utils is below the results layer (the logger's file name)",
-}
+#: Library files allowed to spell a run-folder name themselves: ``{path: reason}`` (none: the layout module
+#: is in croft/utils, below every layer that names a file, the logger and the ImageNet reader included).
+LATER = {}
 
 
 def spelled_names(root=REPO):
-    """``{library file: sorted run-folder names written as string constants}`` outside croft/results/layout.py."""
+    """``{library file: sorted run-folder names written as string constants}`` outside croft/utils/layout.py."""
     names = {v for k, v in vars(layout).items() if k.isupper() and isinstance(v, str)} - NOT_SCANNED
     found = {}
     for path in sorted((root / "croft").rglob("*.py")):
         rel = path.relative_to(root).as_posix()
-        if rel in ("croft/results/layout.py",) or rel.startswith("croft/testing/"):
+        if rel in ("croft/utils/layout.py",) or rel.startswith("croft/testing/"):
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         hits = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and node.value in names}
@@ -131,16 +129,16 @@ def spelled_names(root=REPO):
 
 def test_run_folder_names_are_spelled_in_one_module():
     found = spelled_names()
-    assert "croft/results/layout.py" not in found and len({v for k, v in vars(layout).items() if k.endswith("_FILE")}) > 10
+    assert "croft/utils/layout.py" not in found and len({v for k, v in vars(layout).items() if k.endswith("_FILE")}) > 10
     new = {path: hits for path, hits in found.items() if path not in LATER}
-    assert not new, f"import these names from croft.results.layout instead: {new}"
+    assert not new, f"import these names from croft.utils.layout instead: {new}"
     stale = sorted(path for path in LATER if path not in found and (REPO / path).exists())
     assert not stale, f"remove from LATER in tests/test_run_layout.py (the file no longer spells them): {stale}"
 
 
 def test_the_scan_finds_a_spelled_name(tmp_path):
     """The rule itself: a module that writes ``"results.json"`` is found; the layout module and messages are not."""
-    touch(tmp_path / "croft" / "results" / "layout.py", 'RESULTS_FILE = "results.json"\n')
+    touch(tmp_path / "croft" / "utils" / "layout.py", 'RESULTS_FILE = "results.json"\n')
     touch(tmp_path / "croft" / "sweep" / "x.py", 'import os\nPATH = os.path.join("out", "results.json")\n'
                                                  'MESSAGE = "no results.json yet"\n')
     assert spelled_names(tmp_path) == {"croft/sweep/x.py": [RESULTS_FILE]}

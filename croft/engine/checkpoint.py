@@ -30,7 +30,7 @@ import warnings
 
 import torch
 
-from ..results.layout import BEST_NAME, CHECKPOINT_MARKER, LAST_NAME, epoch_file_name
+from ..utils.layout import BEST_NAME, CHECKPOINT_MARKER, LAST_NAME, epoch_file_name
 from ..utils.atomic import atomic_write, atomic_write_text
 from ..utils.errors import CheckpointError
 

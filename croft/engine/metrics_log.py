@@ -8,7 +8,7 @@ scalars go to ``OUTPUT_DIR/tensorboard/`` (``train/<meter>``, ``train/lr``, ``va
 import json
 import os
 
-from ..results.layout import METRICS_FILE, TENSORBOARD_DIR
+from ..utils.layout import METRICS_FILE, TENSORBOARD_DIR
 from ..utils.atomic import atomic_write_text
 
 

@@ -29,7 +29,7 @@ try:
     import fcntl
 except ImportError:  # not a POSIX system: folders cannot be claimed
     fcntl = None
-from ..results.layout import (BEST_NAME, CONFIG_FILE, FINGERPRINT_FILE, LOCK_FILE, LOG_FILE, OLD_DIR, RUN_FILES,
+from ..utils.layout import (BEST_NAME, CONFIG_FILE, FINGERPRINT_FILE, LOCK_FILE, LOG_FILE, OLD_DIR, RUN_FILES,
                               STAGE_FILE, TIP_ADAPTER_CACHE_DIR, has_run, model_folders)
 from .checkpoint import load_checkpoint
 from .fingerprint import describe, differences

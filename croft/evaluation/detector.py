@@ -34,7 +34,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from ..results.layout import DETECTOR_FILE, DETECTOR_VAL_SCORES_FILE as VAL_SCORES_FILE, SCORE_CONTEXT_FILE
+from ..utils.layout import DETECTOR_FILE, DETECTOR_VAL_SCORES_FILE as VAL_SCORES_FILE, SCORE_CONTEXT_FILE
 from ..utils.atomic import atomic_write, atomic_write_text
 #: Version of the detector.json layout written here.
 DETECTOR_FORMAT = 1

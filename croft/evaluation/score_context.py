@@ -20,7 +20,7 @@ import zipfile
 
 import numpy as np
 
-from ..results.layout import SCORE_CONTEXT_FILE
+from ..utils.layout import SCORE_CONTEXT_FILE
 from ..utils.atomic import atomic_write
 from .scores import ScoreContext
 

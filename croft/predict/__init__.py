@@ -4,7 +4,7 @@
 
 1. the run folder is checked (``config.yaml``, a finished ``results.json`` of schema version 2,
    checkpoints), without importing torch, so a bad folder fails fast with one line
-   (:mod:`.run_dir`, on the layout of :mod:`croft.results.layout`);
+   (:mod:`.run_dir`, on the layout of :mod:`croft.utils.layout`);
 2. ``config.yaml`` (the merged config the run saved) is merged into the default config tree, and
    checked against what the run recorded (:func:`check_fingerprints`: results.json, fingerprint.json
    and every checkpoint must record the same settings, and config.yaml must give them);

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 from ..evaluation.detector import (DETECTOR_FILE, VAL_SCORES_FILE, check_tpr, detector_score_names, score_probe,
                                    threshold_at)
-from ..results.layout import CONFIG_FILE
+from ..utils.layout import CONFIG_FILE
 from .restore import (_build_trainer_on_dataset, _check_backbone, _classes_of_run, _compute_thresholds, _default_device,
                       _load_checkpoints, build_trainer_for_inference, run_score_context)
 from .run_dir import PredictError, check_fingerprints, check_run_dir, explicit_run_config, load_run_config

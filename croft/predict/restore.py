@@ -2,7 +2,7 @@
 dataset), the checkpoint the run evaluated, and the run's score context."""
 import os
 
-from ..results.layout import BEST_NAME, DETECTOR_KNN_BANK_FILE, EPOCH_PREFIX, epoch_file_name
+from ..utils.layout import BEST_NAME, DETECTOR_KNN_BANK_FILE, EPOCH_PREFIX, epoch_file_name
 from .run_dir import PredictError
 
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from ..results.layout import (BEST_NAME, CONFIG_FILE, DETECTOR_FILE, EPOCH_PREFIX, FINGERPRINT_FILE, RESULTS_FILE,
+from ..utils.layout import (BEST_NAME, CONFIG_FILE, DETECTOR_FILE, EPOCH_PREFIX, FINGERPRINT_FILE, RESULTS_FILE,
                               SCHEMA_VERSION, UnreadableRecord, checkpoint_files as layout_checkpoint_files,
                               model_folders, read_json_object)
 
@@ -182,7 +182,7 @@ def explicit_run_config(run_dir, config=None, dataset_config=None, root=None, op
 # ---------------------------------------------------------------------------------------------- run identity
 
 def checkpoint_files(run_dir):
-    """Every checkpoint of the folder, as ``(label, path)`` (:func:`croft.results.layout.checkpoint_files`)."""
+    """Every checkpoint of the folder, as ``(label, path)`` (:func:`croft.utils.layout.checkpoint_files`)."""
     return [(f"checkpoint {label}", path) for label, path in layout_checkpoint_files(run_dir)]
 
 

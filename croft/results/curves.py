@@ -24,7 +24,7 @@ import numbers
 import os
 from collections import OrderedDict
 
-from .layout import METRICS_FILE
+from ..utils.layout import METRICS_FILE
 
 __all__ = ["METRICS_FILE", "DEFAULT_METRICS", "metrics_path", "read_metrics", "metric_value",
            "available_metrics", "run_labels", "load_runs", "curve_series", "curves_figure", "plot_curves"]

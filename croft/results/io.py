@@ -26,7 +26,7 @@ import zipfile
 import numpy as np
 
 from ..utils.atomic import atomic_write, atomic_write_text
-from .layout import RESULTS_FILE, SCHEMA_VERSION, SCORES_FILE
+from ..utils.layout import RESULTS_FILE, SCHEMA_VERSION, SCORES_FILE
 
 REQUIRED_KEYS = ("trainer", "dataset", "seed", "closed_set")
 #: Versions this code reads; a newer file may mean something else by the same keys.

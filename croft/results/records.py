@@ -14,7 +14,7 @@ import numbers
 import os
 
 from .io import SETUPS, UnreadableSchemaVersion, read_results_json, schema_version
-from .layout import CONFIG_FILE, LOG_FILE, RESULTS_FILE, STAGE_FILE
+from ..utils.layout import CONFIG_FILE, LOG_FILE, RESULTS_FILE, STAGE_FILE
 from .stages import combine_stages, read_stage_file
 from .values import checked_number, normalise
 

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .io import RESULTS_FILE, UnreadableSchemaVersion, read_results_json, schema_version
-from .layout import STAGE_FILE
+from ..utils.layout import STAGE_FILE
 
 __all__ = ["WISE_ALPHA_KEY", "RobustnessError", "OptionError", "RunPoint", "find_results", "read_runs", "wise_alpha",
            "run_accuracies"]

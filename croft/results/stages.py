@@ -1,5 +1,5 @@
 """Evaluation stages (``croft-sweep``, docs/sweeps.md §4): the content of the ``stage.json`` file
-(:data:`~croft.results.layout.STAGE_FILE`), written by the sweep (:mod:`croft.sweep.state`) and read by the results
+(:data:`~croft.utils.layout.STAGE_FILE`), written by the sweep (:mod:`croft.sweep.state`) and read by the results
 table, defined once here.
 
 A training run's ``stage.json`` lists its evaluation stages (:func:`training_stage_record`); an evaluation

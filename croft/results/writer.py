@@ -6,7 +6,7 @@ The schema of each file is in ``docs/results-schema.md``. ``results.json`` is wr
 import os
 
 from .io import RESULTS_FILE, SCHEMA_VERSION, save_scores, write_results_json
-from .layout import ENERGY_PLOT_FILE
+from ..utils.layout import ENERGY_PLOT_FILE
 
 
 def run_metadata(cfg, dataset, hparams, fingerprint):

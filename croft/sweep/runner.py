@@ -105,7 +105,7 @@ def _log_traceback(out_dir, text):
             handler.flush()
             return
     os.makedirs(out_dir, exist_ok=True)
-    from ..results.layout import LOG_FILE
+    from ..utils.layout import LOG_FILE
 
     with open(os.path.join(out_dir, LOG_FILE), "a", encoding="utf-8") as f:
         f.write(text if text.endswith("\n") else text + "\n")

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 
-from ..results.layout import (ERROR_FILE, FINGERPRINT_FILE, RESULTS_FILE, STAGE_FILE, SUBMITTED_FILE,  # noqa: F401
+from ..utils.layout import (ERROR_FILE, FINGERPRINT_FILE, RESULTS_FILE, STAGE_FILE, SUBMITTED_FILE,  # noqa: F401
                               has_checkpoints)
 
 DONE, RUNNING, QUEUED, FAILED, INCOMPLETE, PENDING = "done", "running", "queued", "failed", "incomplete", "pending"

@@ -39,7 +39,7 @@ from ..clip.feature_math import normalize
 from ..data.feature_cache import model_identity
 from ..engine.registration import register_method
 from ..evaluation.inference import TRAINING, InferenceOutput
-from ..results.layout import TIP_ADAPTER_CACHE_DIR as CACHE_DIR_NAME
+from ..utils.layout import TIP_ADAPTER_CACHE_DIR as CACHE_DIR_NAME
 from ..utils.atomic import atomic_write
 from ..utils.rng import preserved_rng
 from .clip_base import FrozenCLIPMethod

@@ -7,12 +7,14 @@ import os
 import sys
 import time
 
+from .layout import LOG_FILE
+
 LOGGER_NAME = "croft"
 
 
 def log_file_path(output_dir):
     """``log.txt``, or ``log.txt-<timestamp>`` when a log already exists (docs/method.md §8.5)."""
-    path = os.path.join(output_dir, "log.txt")
+    path = os.path.join(output_dir, LOG_FILE)
     if os.path.exists(path):
         path += time.strftime("-%Y-%m-%d-%H-%M-%S")
     return path

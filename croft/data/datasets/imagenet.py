@@ -59,6 +59,7 @@ from collections import Counter, OrderedDict, namedtuple
 
 import numpy as np
 
+from ...utils.layout import CLASS_SPLIT_FILE
 from ..datum import Datum
 from ..splits import DatasetConfigError, DatasetError, is_image_file, visible_entries
 from .base import DATASET_REGISTRY, DatasetBase, reject_non_default
@@ -69,7 +70,7 @@ logger = logging.getLogger(__name__)
 
 IMAGENET_DIR = "imagenet"
 CLASSNAMES_FILE = "classnames.txt"
-SPLIT_FILE = "class_split.json"
+SPLIT_FILE = CLASS_SPLIT_FILE
 OOD_NAME = "ImageNet-new"
 ID_DOMAIN = "imagenet"
 REFERENCE_VAL_SHOTS = 4

@@ -34,6 +34,8 @@ DETECTOR_VAL_SCORES_FILE = "detector_val_scores.npz"
 DETECTOR_KNN_BANK_FILE = "detector_knn_bank.npy"
 #: The score context of the run's evaluation (:mod:`croft.evaluation.score_context`).
 SCORE_CONTEXT_FILE = "score_context.npz"
+#: The ID/open-set class split of an ImageNet46 run (:mod:`croft.data.datasets.imagenet`).
+CLASS_SPLIT_FILE = "class_split.json"
 #: Tip-Adapter-F's cache of training keys.
 TIP_ADAPTER_CACHE_DIR = "tip_adapter_cache"
 
