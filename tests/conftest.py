@@ -40,3 +40,17 @@ def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic_data")
     make_synthetic_data(str(root))
     return str(root)
+
+
+# ---------------------------------------------------------------- pinned Dassl / CoOp (interop tests)
+
+@pytest.fixture(scope="session")
+def pinned_dassl(tmp_path_factory):
+    """The pinned Dassl and CoOp copies import (probed once per session); otherwise skip, or fail under
+    CROFT_REQUIRE_DASSL=1 (croft/testing/third_party.py)."""
+    from croft.testing.third_party import missing_reason, skip_or_fail
+
+    reason = missing_reason(tmp_path_factory.mktemp("dassl_probe"))
+    if reason:
+        skip_or_fail(reason)
+    return True

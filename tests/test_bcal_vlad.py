@@ -8,7 +8,6 @@ formula, VLAD's pair selection by loops over rank positions, and SGD with moment
 decay by hand. The implementation is only called as the system under test.
 """
 import json
-import os
 import subprocess
 import sys
 import types
@@ -650,23 +649,13 @@ def test_grids_expand_like_the_baselines():
 
 
 # --------------------------------------------------------------------------- the Dassl bridge
-def _third_party(env, name):
-    value = os.environ.get(env, "")
-    return Path(value) if value else REPO.parent / "shared" / "third_party" / name
-
-
 @pytest.mark.parametrize("trainer", ["BCAL", "VLAD"])
-def test_coop_train_py_through_the_bridge_gives_croft_engine_numbers(trainer, cli_runs, synthetic_root, tmp_path):
+def test_coop_train_py_through_the_bridge_gives_croft_engine_numbers(trainer, pinned_dassl, cli_runs, synthetic_root,
+                                                                     tmp_path):
     """``croft-dassl CoOp/train.py`` (Dassl's loop, CoOp's unchanged train.py) trains the method with the
     numbers of croft's own engine: the same noise draws (BCAL), results.json and scores.npz."""
-    dassl, coop = _third_party("CROFT_DASSL_PATH", "Dassl.pytorch"), _third_party("CROFT_COOP_PATH", "CoOp")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(dassl), str(REPO)]), HF_HUB_OFFLINE="1")
-    probe = subprocess.run([sys.executable, "-c", "import dassl.engine"], env=env, capture_output=True, cwd=tmp_path)
-    if not (coop / "train.py").is_file() or probe.returncode != 0:
-        reason = f"Dassl/CoOp not importable from {dassl} and {coop} (CROFT_DASSL_PATH, CROFT_COOP_PATH)"
-        if os.environ.get("CROFT_REQUIRE_DASSL", "").strip() not in ("", "0"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    from croft.testing.third_party import COOP as coop, subprocess_env
+    env = subprocess_env()
     reference = cli_runs(trainer, "PACS")
     out = tmp_path / "dassl"
     proc = subprocess.run([sys.executable, "-m", "croft.dassl_bridge", str(coop / "train.py"),

@@ -27,37 +27,15 @@ import os
 import subprocess
 import sys
 import textwrap
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from croft.results.io import load_scores
+from croft.testing.third_party import COOP, REPO, subprocess_env
 from croft.train import main as croft_main
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _third_party(env, name):
-    value = os.environ.get(env, "")
-    return Path(value) if value else REPO.parent / "shared" / "third_party" / name
-
-
-DASSL = _third_party("CROFT_DASSL_PATH", "Dassl.pytorch")
-COOP = _third_party("CROFT_COOP_PATH", "CoOp")
-REQUIRE = os.environ.get("CROFT_REQUIRE_DASSL", "").strip() not in ("", "0")
 EPOCHS = "2"
-
-
-def subprocess_env(with_coop=False):
-    env = dict(os.environ)
-    paths = [str(DASSL)] + ([str(COOP)] if with_coop else []) + [str(REPO)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env.update(PYTHONPATH=os.pathsep.join(paths), PYTHONDONTWRITEBYTECODE="1", HF_HUB_OFFLINE="1")
-    env.pop("CROFT_TRACEBACK", None)
-    return env
 
 
 def _tail(text, lines=40):
@@ -80,25 +58,9 @@ def run_script(code, tmp_path, *args, with_coop=False):
 
 
 @pytest.fixture(scope="module")
-def bridge(tmp_path_factory):
+def bridge(pinned_dassl):
     """The pinned copies are there and Dassl imports; otherwise skip (or fail under CROFT_REQUIRE_DASSL=1)."""
-    reason = None
-    if not (DASSL / "dassl" / "__init__.py").is_file():
-        reason = f"Dassl not found at {DASSL} (set CROFT_DASSL_PATH)"
-    elif not (COOP / "train.py").is_file():
-        reason = f"CoOp not found at {COOP} (set CROFT_COOP_PATH)"
-    else:
-        proc = subprocess.run([sys.executable, "-c", "import dassl.engine"], env=subprocess_env(),
-                              cwd=str(tmp_path_factory.mktemp("probe")), capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-            reason = f"Dassl at {DASSL} does not import ({last}); pip install -r requirements-dassl.txt"
-    if reason:
-        if REQUIRE:
-            pytest.fail(f"CROFT_REQUIRE_DASSL=1: {reason}")
-        warnings.warn(f"Dassl bridge tests skipped: {reason}")
-        pytest.skip(reason)
-    return True
+    return pinned_dassl
 
 
 OVERRIDES = ["TEST_ENV", "test_on_sketch.json", "DATASET.NUM_SHOTS", "2", "DATASET.OOD_SETS", "['DTD']",

@@ -15,26 +15,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import warnings
-from pathlib import Path
 
 import pytest
 
 from croft.config import get_cfg_default
 from croft.data.datasets import build_dataset
 from croft.testing.fewshot_trees import make_fewshot_trees
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _third_party(env, name):
-    value = os.environ.get(env, "")
-    return Path(value) if value else REPO.parent / "shared" / "third_party" / name
-
-
-DASSL = _third_party("CROFT_DASSL_PATH", "Dassl.pytorch")
-COOP = _third_party("CROFT_COOP_PATH", "CoOp")
-REQUIRE = os.environ.get("CROFT_REQUIRE_DASSL", "").strip() not in ("", "0")
+from croft.testing.third_party import COOP, skip_or_fail, subprocess_env
 
 # CoOp reader module -> (dataset name, folder)
 DATASETS = {"oxford_pets": ("OxfordPets", "oxford_pets"), "dtd": ("DescribableTextures", "dtd"),
@@ -68,13 +55,11 @@ with open(out, "w") as f:
 
 
 @pytest.fixture(scope="module")
-def coop_picks(synthetic_root, tmp_path_factory):
+def coop_picks(pinned_dassl, synthetic_root, tmp_path_factory):
     """``(CoOp's copy of the trees, croft's fresh copy, {"<name>/<K>/<S>/<subsample>": CoOp's sets})``."""
     reason = None
-    if not (DASSL / "dassl" / "__init__.py").is_file():
-        reason = f"Dassl not found at {DASSL} (set CROFT_DASSL_PATH)"
-    elif not (COOP / "datasets" / "oxford_pets.py").is_file():
-        reason = f"CoOp not found at {COOP} (set CROFT_COOP_PATH)"
+    if not (COOP / "datasets" / "oxford_pets.py").is_file():
+        reason = f"CoOp's dataset readers not found at {COOP / 'datasets'} (set CROFT_COOP_PATH)"
     base = tmp_path_factory.mktemp("coop_trees")
     trees = base / "trees"
     make_fewshot_trees(str(trees))
@@ -87,8 +72,7 @@ def coop_picks(synthetic_root, tmp_path_factory):
             shutil.copytree(trees / folder, root / folder)
     out = base / "coop_picks.json"
     if reason is None:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(DASSL), str(COOP)] + [os.environ.get("PYTHONPATH", "")]),
-                   PYTHONDONTWRITEBYTECODE="1")
+        env = subprocess_env(with_coop=True)
         script = base / "coop_picks.py"
         script.write_text(textwrap.dedent(COOP_SCRIPT))
         proc = subprocess.run([sys.executable, str(script), str(coop_root), str(out), ",".join(DATASETS),
@@ -101,10 +85,7 @@ def coop_picks(synthetic_root, tmp_path_factory):
             else:
                 pytest.fail(f"CoOp's readers failed:\n{proc.stderr[-3000:]}")
     if reason:
-        if REQUIRE:
-            pytest.fail(f"CROFT_REQUIRE_DASSL=1: {reason}")
-        warnings.warn(f"CoOp comparison skipped: {reason}")
-        pytest.skip(reason)
+        skip_or_fail(reason, "CoOp comparison")
     with open(out) as f:
         return str(coop_root), str(croft_root), json.load(f)
 

@@ -283,22 +283,14 @@ def test_wise_stages_run_and_form_one_robustness_curve(synthetic_root, tmp_path)
 
 # ------------------------------------------------------------------ the Dassl bridge
 
-def test_ft_runs_in_upstream_dassl_with_croft_engines_numbers(ft_run, synthetic_root, tmp_path):
+def test_ft_runs_in_upstream_dassl_with_croft_engines_numbers(pinned_dassl, ft_run, synthetic_root, tmp_path):
     """CoOp's unchanged train.py through ``croft-dassl`` trains FT and evaluates it (``--eval-only``) with the
     numbers of croft's engine (pinned Dassl/CoOp copies; skipped without them unless CROFT_REQUIRE_DASSL=1)."""
-    import os
     import subprocess
     import sys
 
-    third_party = REPO.parent / "shared" / "third_party"
-    dassl = Path(os.environ.get("CROFT_DASSL_PATH") or third_party / "Dassl.pytorch")
-    coop = Path(os.environ.get("CROFT_COOP_PATH") or third_party / "CoOp")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(dassl), str(REPO)]), HF_HUB_OFFLINE="1")
-    probe = subprocess.run([sys.executable, "-c", "import dassl.engine"], env=env, capture_output=True, cwd=tmp_path)
-    if probe.returncode or not (coop / "train.py").is_file():
-        if os.environ.get("CROFT_REQUIRE_DASSL", "").strip() not in ("", "0"):
-            pytest.fail(f"CROFT_REQUIRE_DASSL=1: Dassl ({dassl}) or CoOp ({coop}) unusable")
-        pytest.skip(f"Dassl ({dassl}) or CoOp ({coop}) unusable")
+    from croft.testing.third_party import COOP as coop, subprocess_env
+    env = subprocess_env()
 
     def bridge(out, flags=()):
         proc = subprocess.run([sys.executable, "-m", "croft.dassl_bridge", str(coop / "train.py"),

@@ -2,7 +2,6 @@
 usable ``results.json``, its ID and OOD accuracies (docs/robustness.md), its WiSE-FT α, and the evaluation stages
 (``stage.json``, :mod:`croft.results.stages`) as the results table takes them.
 """
-import json
 import math
 import numbers
 import os
@@ -10,6 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .io import RESULTS_FILE, UnreadableSchemaVersion, read_results_json, schema_version
+from .stages import read_stage_file
 from ..utils.layout import STAGE_FILE
 
 __all__ = ["WISE_ALPHA_KEY", "RobustnessError", "OptionError", "RunPoint", "find_results", "read_runs", "wise_alpha",
@@ -134,16 +134,9 @@ def run_accuracies(results, source="results"):
 
 
 def _read_stage(folder, warnings):
+    """The folder's ``stage.json`` (:func:`~croft.results.stages.read_stage_file`), or None without one."""
     path = os.path.join(folder, STAGE_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            stage = json.load(f)
-    except (OSError, ValueError) as exc:
-        warnings.append(f"{path}: unreadable stage file ({exc}); ignored")
-        return None
-    return stage if isinstance(stage, dict) else None
+    return read_stage_file(path, warnings) if os.path.isfile(path) else None
 
 
 def _records_alpha(results, path):
